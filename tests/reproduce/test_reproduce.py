@@ -39,6 +39,8 @@ def test_reproduce_writes_html_markdown_and_json_with_every_claim(tmp_path, fake
     data = load_results(out)
     assert list(data["systems"]) == list(SYSTEM_NAMES)
     assert data["metadata"]["quick"] is True and data["metadata"]["seed"] == 3
+    assert data["metadata"]["command"] == f"metashot reproduce --out {out} --quick --seed 3 --device cpu"
+    assert data["metadata"]["torch_version"] and data["metadata"]["device"].startswith("cpu")
     for system, entry in data["systems"].items():
         assert entry["status"] == "ok"
         assert [c["claim"] for c in entry["claims"]] == [f"{system} accuracy", f"{system} | speed-up (quick=True)"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+def command_line(args: argparse.Namespace, systems: list[str]) -> list[str]:
+    """The arguments of ``metashot`` that reproduce this report (shown in its metadata)."""
+    argv = ["reproduce", "--out", str(args.out)]
+    argv += ["--quick"] if args.quick else []
+    argv += ["--train"] if args.train else []
+    if systems != list(SYSTEM_NAMES):
+        argv += ["--systems", ",".join(systems)]
+    argv += ["--seed", str(args.seed)] + (["--device", args.device] if args.device != "auto" else [])
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    argv += ["--checkpoints-dir", str(args.checkpoints_dir)] if args.checkpoints_dir else []
+    return argv
+
+
 def run(args: argparse.Namespace) -> int:
     systems = parse_systems(args.systems)  # UsageError (exit 2) before anything runs
     options = ReproduceOptions(
@@ -57,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, seed=args.seed, checkpoints_dir=args.checkpoints_dir or default_checkpoints_dir(),
         progress=not args.no_progress,
     )
+    os.environ.setdefault("MPLBACKEND", "Agg")  # systems draw figures; never open a window
     metadata = collect_metadata(device=args.device, seed=args.seed, quick=args.quick, train=args.train,
-                                systems=systems)
+                                systems=systems, argv=command_line(args, systems))
     start = time.perf_counter()
 
     def update(outcomes):  # rewrite the report after each system: partial results survive a crash
