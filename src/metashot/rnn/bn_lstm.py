@@ -1,0 +1,91 @@
+"""Batch-normalised LSTM (Cooijmans et al. 2016, *Recurrent Batch Normalization*,
+https://arxiv.org/abs/1603.09025), the paper's BN-LSTM baseline.
+
+``gates = BN_hh(W_hh h) + BN_ih(W_ih x) + b``; ``c = sigma(f) c + sigma(i) tanh(g)``;
+``h = sigma(o) tanh(BN_c(c))``, with separate batch statistics for every time step (up to
+``max_stat_steps``, later steps reuse the last step's statistics) and BN scale initialised to 0.1.
+
+Deviations: statistics are computed over the real (non-padded) sequences of the batch at each
+step; padded steps leave the state unchanged. The recurrence is a plain Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class _StepBatchNorm(nn.Module):
+    """Batch norm over ``(B, F)`` with per-time-step running statistics and a row mask."""
+
+    def __init__(self, features: int, max_stat_steps: int, *, affine_bias: bool = True, eps: float = 1e-5,
+                 momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.full((features,), 0.1))
+        self.bias = nn.Parameter(torch.zeros(features)) if affine_bias else None
+        self.register_buffer("running_mean", torch.zeros(max_stat_steps, features))
+        self.register_buffer("running_var", torch.ones(max_stat_steps, features))
+
+    def forward(self, x: Tensor, step: int, mask: Tensor) -> Tensor:
+        """x: ``(B, F)``; mask: ``(B, 1)`` float, 1 at real rows -> ``(B, F)``."""
+        t = min(step, self.running_mean.shape[0] - 1)
+        if self.training:
+            count = mask.sum().clamp_min(1.0)
+            mean = (x * mask).sum(0) / count
+            var = (((x - mean) ** 2) * mask).sum(0) / count
+            with torch.no_grad():
+                self.running_mean[t].lerp_(mean.detach(), self.momentum)
+                self.running_var[t].lerp_(var.detach(), self.momentum)
+        else:
+            mean, var = self.running_mean[t], self.running_var[t]
+        out = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
+        return out if self.bias is None else out + self.bias
+
+
+class BNLSTM(nn.Module):
+    """One-layer batch-normalised LSTM, batch-first.
+
+    Example:
+        >>> rnn = BNLSTM(2, 16, max_stat_steps=50)
+        >>> output, (h_n, c_n) = rnn(torch.randn(4, 50, 2), lengths=torch.full((4,), 50))
+        >>> h_n.shape
+        torch.Size([4, 16])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, max_stat_steps: int = 1000) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(4 * hidden_size))
+        bound = 1.0 / math.sqrt(hidden_size)
+        nn.init.uniform_(self.weight_ih, -bound, bound)
+        nn.init.orthogonal_(self.weight_hh)
+        with torch.no_grad():
+            self.bias[hidden_size : 2 * hidden_size].fill_(1.0)  # forget-gate bias
+        self.bn_ih = _StepBatchNorm(4 * hidden_size, max_stat_steps, affine_bias=False)
+        self.bn_hh = _StepBatchNorm(4 * hidden_size, max_stat_steps, affine_bias=False)
+        self.bn_c = _StepBatchNorm(hidden_size, max_stat_steps)
+
+    def forward(self, input: Tensor, *, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """input: ``(B, T, I)``; lengths: ``(B,)`` -> output ``(B, T, H)``, ``(h_n, c_n)`` each ``(B, H)``."""
+        batch, steps, _ = input.shape
+        x_proj = input @ self.weight_ih.t()  # (B, T, 4H) for all steps at once
+        mask = (torch.arange(steps, device=input.device).unsqueeze(0) < lengths.to(input.device).unsqueeze(1))
+        mask = mask.to(input.dtype).unsqueeze(-1)  # (B, T, 1)
+        h = input.new_zeros(batch, self.hidden_size)
+        c = input.new_zeros(batch, self.hidden_size)
+        outputs = []
+        for t in range(steps):
+            m = mask[:, t]
+            gates = self.bn_ih(x_proj[:, t], t, m) + self.bn_hh(h @ self.weight_hh.t(), t, m) + self.bias
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h_new = torch.sigmoid(o) * torch.tanh(self.bn_c(c_new, t, m))
+            c = c + m * (c_new - c)
+            h = h + m * (h_new - h)
+            outputs.append(h * m)
+        return torch.stack(outputs, dim=1), (h, c)
