@@ -134,13 +134,18 @@ def summarize(checks: list[FileCheck], *, explicit: bool) -> dict[str, Any]:
     for check in checks:
         entry = datasets.setdefault(check.dataset, {"name": check.dataset, "files": []})
         entry["files"].append(asdict(check))
+    owners: dict[str, int] = {}
+    for check in checks:
+        owners[check.path] = owners.get(check.path, 0) + 1
     failed = []
     for name, entry in datasets.items():
         statuses = [f["status"] for f in entry["files"]]
         missing = statuses.count(MISSING)
+        # A file shared with another dataset (a licence) does not make this one "present".
+        own = [f["status"] for f in entry["files"] if owners[f["path"]] == 1] or statuses
         if any(s in (TRUNCATED, CORRUPT) for s in statuses):
             entry["status"] = "failed"
-        elif missing == len(statuses):
+        elif missing == len(statuses) or own.count(MISSING) == len(own):
             entry["status"] = "failed" if explicit else "not downloaded"
         elif missing:
             entry["status"] = "incomplete"
