@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from metashot import __version__
 from metashot.errors import MetashotError
@@ -38,10 +39,15 @@ def list_systems() -> list[str]:
 
 
 def _available(module: str) -> bool:
+    # Look for the file without importing the system's package (its __init__ may import torch):
+    # find_spec("metashot.fewshot.cli") would import metashot.fewshot first.
+    package, _, name = module.rpartition(".")
     try:
-        return importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(package)
     except ModuleNotFoundError:
         return False
+    locations = (spec.submodule_search_locations or []) if spec is not None else []
+    return any(Path(p, f"{name}.py").is_file() or Path(p, name, "__init__.py").is_file() for p in locations)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
