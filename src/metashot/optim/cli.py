@@ -1,0 +1,170 @@
+"""``metashot optim ...``: meta-train a learned optimizer, compare it with tuned baselines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from metashot.cliutils import (
+    add_data_dir,
+    add_device,
+    add_json,
+    add_seed,
+    add_training,
+    positive_int,
+    print_json,
+)
+from metashot.config import to_dict
+from metashot.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from metashot.optim.tasks import list_tasks
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("meta-train", help="meta-train the coordinate-wise LSTM optimizer on a task family")
+    p.add_argument("--task", required=True, choices=list_tasks(), help="task family")
+    add_training(p)
+    p.add_argument("--epochs", type=positive_int, default=None, help="optimizees to train on (preset: 1000-2000)")
+    p.add_argument("--horizon", type=positive_int, default=None, help="optimizee steps per epoch (100)")
+    p.add_argument("--unroll", type=positive_int, default=None, help="truncated BPTT length (20)")
+    p.add_argument("--meta-lr", type=float, default=None, help="Adam learning rate of the LSTM (1e-3)")
+    p.add_argument("--second-order", action="store_true", default=None, help="keep second derivatives")
+    p.add_argument("--grad-clip", type=float, default=None, help="clip the meta-gradient norm")
+    p.add_argument("--fuse-parameters", action="store_true", default=None,
+                   help="one LSTM call over all coordinates per step (faster on GPU)")
+    p.add_argument("--eval-every", type=positive_int, default=None, help="epochs between validations")
+    p.add_argument("--num-val", type=positive_int, default=None, help="validation optimizees")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, help="epochs between checkpoints")
+    p.add_argument("--hidden-size", type=positive_int, default=None, help="LSTM units per layer (20)")
+    p.add_argument("--num-layers", type=positive_int, default=None, help="LSTM layers (2)")
+    p.add_argument("--preprocess", choices=("log-sign", "none"), default=None, help="gradient preprocessing")
+    p.add_argument("--preprocess-p", type=float, default=None, help="p of the log-sign preprocessing (10)")
+    p.add_argument("--output-scale", type=float, default=None, help="output scale of the update (0.1)")
+    p.add_argument("--meta-batch-size", type=positive_int, default=None,
+                   help="independent problems per epoch (quadratic only; default 128 there)")
+    add_json(p)
+    p.set_defaults(func=_meta_train)
+
+    p = sub.add_parser("compare", help="score the learned optimizer and tuned baselines on held-out problems")
+    p.add_argument("--checkpoint", default=None, help="meta-train run folder (uses its best/ model)")
+    p.add_argument("--task", required=True, choices=list_tasks(), help="task family to test on")
+    p.add_argument("--steps", type=positive_int, default=100, help="optimizee steps (100)")
+    p.add_argument("--runs", type=positive_int, default=20, help="test problems (20)")
+    p.add_argument("--tune-runs", type=positive_int, default=3, help="validation problems per learning rate (3)")
+    p.add_argument("--optimizers", default="lstm,adam,rmsprop,nag,sgd", help="comma-separated subset")
+    p.add_argument("--lr-grid", default=None, help="comma-separated learning rates (default 1e-4 .. 10, x sqrt(10))")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="draw loss vs step with 95%% CI bands")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="also write the JSON result here")
+    add_seed(p)
+    add_device(p)
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("tasks", help="list the task families")
+    p.set_defaults(func=_tasks)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _meta_train(args: argparse.Namespace) -> int:
+    from metashot.optim.config import preset_for, with_overrides
+    from metashot.optim.train import meta_train
+    from metashot.training import resolve_device
+
+    config = with_overrides(
+        preset_for(args.task),
+        num_epochs=args.epochs,
+        horizon=args.horizon,
+        unroll=args.unroll,
+        meta_lr=args.meta_lr,
+        second_order=args.second_order,
+        grad_clip=args.grad_clip,
+        fuse_parameters=args.fuse_parameters,
+        eval_every=args.eval_every,
+        num_val=args.num_val,
+        checkpoint_every=args.checkpoint_every,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        preprocess=args.preprocess,
+        preprocess_p=args.preprocess_p,
+        output_scale=args.output_scale,
+    )
+    device = str(resolve_device(args.device))
+    result = meta_train(
+        config,
+        args.out,
+        device=device,
+        seed=args.seed,
+        resume=args.resume,
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        data_dir=args.data_dir,
+        show_progress=not args.no_progress,
+        meta_batch_size=args.meta_batch_size,
+    )
+    summary = {**result.__dict__, "config": to_dict(config)}
+    if args.json:
+        print_json(summary)
+    else:
+        print(
+            f"meta-trained {config.task}: {result.step} unrolls, {result.epoch} epochs, best validation loss "
+            f"{result.best_val_loss:.5g} at epoch {result.best_epoch}, {result.skipped_unrolls} skipped "
+            f"({result.stopped_by}); optimizer in {Path(args.out) / 'best'}"
+        )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from metashot.config import save_json
+    from metashot.optim.coordinatewise import CoordinatewiseLSTM
+    from metashot.optim.evaluate import LR_GRID, compare, list_optimizers
+    from metashot.optim.tasks import make_task
+    from metashot.training import resolve_device
+
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in list_optimizers()]
+    if unknown or not names:
+        raise UsageError(f"unknown optimizer(s) {unknown}; choose from {', '.join(list_optimizers())}")
+    if "lstm" in names and args.checkpoint is None:
+        raise UsageError("--checkpoint DIR is needed for the 'lstm' optimizer (or leave lstm out of --optimizers)")
+    try:
+        grid = tuple(float(v) for v in args.lr_grid.split(",")) if args.lr_grid else LR_GRID
+    except ValueError:
+        raise UsageError(f"--lr-grid: expected comma-separated numbers, got {args.lr_grid!r}") from None
+    device = str(resolve_device(args.device))
+    net = CoordinatewiseLSTM.from_pretrained(args.checkpoint) if "lstm" in names else None
+    task = make_task(args.task, data_dir=args.data_dir)
+    result = compare(
+        task, net, steps=args.steps, runs=args.runs, seed=args.seed, device=device,
+        optimizers=names, tune_runs=args.tune_runs, grid=grid,
+    )
+    result["checkpoint"] = args.checkpoint
+    if args.out:
+        save_json(args.out, result)
+    if args.plot:
+        from metashot.optim.plots import plot_comparison
+
+        plot_comparison(result, args.plot)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{task.name}: {args.runs} runs x {args.steps} steps (seed {args.seed}); final loss, mean ± 95% CI")
+        for name, entry in sorted(result["optimizers"].items(), key=lambda kv: kv[1]["final_loss"]):
+            print(f"  {name:8s} {entry['final_loss']:.5g} ± {entry['final_loss_ci95']:.2g}   (lr {entry['lr']:.3g})")
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from metashot.optim.tasks import TASKS
+
+    for name in TASKS:
+        sys.stdout.write(name + "\n")
+    return 0

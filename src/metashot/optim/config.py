@@ -1,0 +1,95 @@
+"""Typed, frozen configuration of the learned optimizer and its meta-training, with paper presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from metashot.errors import UsageError
+
+PREPROCESS_CHOICES = ("log-sign", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LSTMOptimizerConfig:
+    """Architecture of the coordinate-wise LSTM optimizer (paper, Section 2.1 and Appendix A)."""
+
+    hidden_size: int = field(default=20, metadata={"help": "hidden units per LSTM layer (paper: 20)"})
+    num_layers: int = field(default=2, metadata={"help": "stacked LSTM layers (paper: 2)"})
+    preprocess: str = field(default="log-sign", metadata={"help": "gradient preprocessing: log-sign or none"})
+    preprocess_p: float = field(default=10.0, metadata={"help": "p of the log-sign preprocessing (paper: 10)"})
+    output_scale: float = field(default=0.1, metadata={"help": "update = output_scale * linear(h) (paper: 0.1)"})
+    chunk_size: int | None = field(
+        default=16384, metadata={"help": "coordinates per block (cache-sized working set); None = all at once"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise UsageError(f"hidden_size and num_layers must be >= 1, got {self.hidden_size}, {self.num_layers}")
+        if self.preprocess not in PREPROCESS_CHOICES:
+            raise UsageError(f"preprocess must be one of {PREPROCESS_CHOICES}, got {self.preprocess!r}")
+        if self.preprocess_p <= 0:
+            raise UsageError(f"preprocess_p must be > 0, got {self.preprocess_p}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise UsageError(f"chunk_size must be >= 1 or None, got {self.chunk_size}")
+
+    @property
+    def input_size(self) -> int:
+        return 2 if self.preprocess == "log-sign" else 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetaTrainConfig:
+    """Meta-training by truncated BPTT (paper, Section 2 and 3; DeepMind's released ``train.py``)."""
+
+    task: str = field(metadata={"help": "task family to meta-train on (see `metashot optim tasks`)"})
+    net: LSTMOptimizerConfig = field(default_factory=LSTMOptimizerConfig)
+    num_epochs: int = field(default=2000, metadata={"help": "optimizees (epochs) to meta-train on"})
+    horizon: int = field(default=100, metadata={"help": "optimizee steps per epoch (paper: 100)"})
+    unroll: int = field(default=20, metadata={"help": "truncation length of BPTT (paper: 20)"})
+    meta_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the optimizer's weights"})
+    second_order: bool = field(
+        default=False, metadata={"help": "keep d(grad)/d(phi) (the paper drops it: gradients detached)"}
+    )
+    fuse_parameters: bool = field(
+        default=False, metadata={"help": "one LSTM call over all coordinates per step (faster on GPU)"}
+    )
+    grad_clip: float | None = field(default=None, metadata={"help": "clip the meta-gradient norm (None: off)"})
+    eval_every: int = field(default=50, metadata={"help": "epochs between validations (model selection)"})
+    num_val: int = field(default=8, metadata={"help": "held-out validation optimizees"})
+    checkpoint_every: int = field(default=50, metadata={"help": "epochs between checkpoints"})
+    max_consecutive_failures: int = field(
+        default=20, metadata={"help": "non-finite unrolls in a row before giving up"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.unroll < 1 or self.horizon % self.unroll:
+            raise UsageError(f"horizon ({self.horizon}) must be a positive multiple of unroll ({self.unroll})")
+        if self.num_epochs < 1 or self.eval_every < 1 or self.checkpoint_every < 1 or self.num_val < 1:
+            raise UsageError("num_epochs, eval_every, checkpoint_every and num_val must be >= 1")
+        if self.meta_lr <= 0:
+            raise UsageError(f"meta_lr must be > 0, got {self.meta_lr}")
+
+    @property
+    def unrolls_per_epoch(self) -> int:
+        return self.horizon // self.unroll
+
+
+# Paper settings (Section 3): 2 x 20 LSTM, p = 10, output scale 0.1, Adam 1e-3, 100 steps unrolled 20.
+PRESETS: dict[str, MetaTrainConfig] = {
+    "quadratic": MetaTrainConfig(task="quadratic", num_epochs=1000, eval_every=50, num_val=16),
+    "mnist-mlp": MetaTrainConfig(task="mnist-mlp", num_epochs=2000, eval_every=25, num_val=8),
+    "mnist-mlp-mixed": MetaTrainConfig(task="mnist-mlp-mixed", num_epochs=2000, eval_every=25, num_val=8),
+}
+
+
+def preset_for(task: str) -> MetaTrainConfig:
+    """The preset for ``task`` (paper defaults for tasks without a preset of their own)."""
+    return PRESETS.get(task, MetaTrainConfig(task=task))
+
+
+def with_overrides(config: MetaTrainConfig, **overrides: object) -> MetaTrainConfig:
+    """``config`` with the non-None ``overrides`` applied (net fields are accepted at top level)."""
+    net_fields = {k: v for k, v in overrides.items() if v is not None and hasattr(config.net, k)}
+    top = {k: v for k, v in overrides.items() if v is not None and not hasattr(config.net, k)}
+    net = replace(config.net, **net_fields) if net_fields else config.net
+    return replace(config, net=net, **top)

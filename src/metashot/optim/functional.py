@@ -1,0 +1,166 @@
+"""Pure math of the coordinate-wise LSTM optimizer (Andrychowicz et al. 2016, arXiv:1606.04474).
+
+Everything here is a function of tensors: no state, no I/O, no classes. Both faces of the learned
+optimizer call :func:`lstm_update`: the meta-training unroll (:mod:`metashot.optim.meta`, which
+differentiates through it) and :class:`~metashot.optim.learned.LearnedOptimizer` (which runs it
+under ``torch.no_grad``). That shared call is what makes the two give identical parameters.
+
+Shapes: ``n`` is the number of coordinates (all elements of one parameter tensor), ``H`` the LSTM
+hidden size, ``L`` the number of LSTM layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+# ---------------------------------------------------------------------------------------------------
+# gradient preprocessing (paper, Appendix A)
+
+
+def preprocess_gradients(grad: Tensor, p: float = 10.0) -> Tensor:
+    """The paper's log-magnitude / sign preprocessing of each gradient coordinate.
+
+    Appendix A of the paper::
+
+        ∇ ↦ (log|∇| / p, sgn ∇)   if |∇| ≥ e^{-p}
+            (-1, e^{p} ∇)          otherwise
+
+    Args:
+        grad: gradients, any shape ``(...)``.
+        p: the cut-off exponent (10 in the paper; the released code's default config uses 5).
+
+    Returns:
+        ``(..., 2)``: the two inputs of the LSTM per coordinate.
+    """
+    if p <= 0:
+        raise ValueError(f"p must be > 0, got {p}")
+    threshold = math.exp(-p)
+    magnitude = grad.abs()
+    large = magnitude >= threshold
+    # clamp_min keeps log finite (and its derivative bounded) on the branch torch.where discards.
+    log_part = torch.where(large, magnitude.clamp_min(threshold).log() / p, torch.full_like(grad, -1.0))
+    sign_part = torch.where(large, torch.sign(grad), grad * math.exp(p))
+    return torch.stack([log_part, sign_part], dim=-1)
+
+
+def lstm_input(grad: Tensor, *, preprocess: str, p: float) -> Tensor:
+    """Per-coordinate LSTM input: ``(n,) -> (n, input_size)`` (2 for "log-sign", 1 for "none")."""
+    if preprocess == "log-sign":
+        return preprocess_gradients(grad, p)
+    if preprocess == "none":
+        return grad.unsqueeze(-1)
+    raise ValueError(f"unknown preprocess {preprocess!r}; use 'log-sign' or 'none'")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the LSTM
+
+
+def _gate_scale(hidden_size: int, like: Tensor) -> Tensor:
+    """``(4H, 1)``: 1 for the i, f, o gates and 2 for the cell candidate g (see :func:`lstm_cell`)."""
+    scale = torch.ones(4, 1, 1, dtype=like.dtype, device=like.device)
+    scale[2] = 2.0
+    return scale.expand(4, hidden_size, 1).reshape(4 * hidden_size, 1)
+
+
+def lstm_cell(x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM cell step with the four gates fused into one matmul.
+
+    Gate order (i, f, g, o) and equations are those of ``torch.nn.LSTMCell``; ``weight`` is
+    ``cat([weight_ih, weight_hh], dim=1)`` of such a cell and ``bias`` is ``bias_ih + bias_hh``.
+
+    Implementation note (speed, same math): ``tanh(z) = 2·sigmoid(2z) − 1``. The g rows of the
+    weight are doubled so that a single ``sigmoid`` over the contiguous ``(n, 4H)`` gate matrix
+    serves all four gates; CPU ``tanh`` and element-wise ops on strided column slices are several
+    times slower than one contiguous ``sigmoid``. Results match ``nn.LSTMCell`` to float rounding.
+
+    Args:
+        x: ``(n, input_size)``; h, c: ``(n, H)``.
+        weight: ``(4H, input_size + H)``; bias: ``(4H,)``.
+
+    Returns:
+        ``(h_new, c_new)``, each ``(n, H)``.
+    """
+    hidden = h.shape[1]
+    scale = _gate_scale(hidden, weight)  # (4H, 1)
+    gates = torch.addmm(bias * scale.squeeze(1), torch.cat([x, h], dim=1), (weight * scale).t())  # (n, 4H)
+    act = torch.sigmoid(gates)  # (n, 4H), contiguous
+    i, f, g2, o = act.chunk(4, dim=1)  # each (n, H) views; g2 = sigmoid(2 g)
+    c_new = f * c + i * (2.0 * g2 - 1.0)
+    h_new = o * (2.0 * torch.sigmoid(2.0 * c_new) - 1.0)
+    return h_new, c_new
+
+
+def _update_block(
+    grad: Tensor,
+    h: Tensor,
+    c: Tensor,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    out_weight: Tensor,
+    out_bias: Tensor,
+    preprocess: str,
+    p: float,
+    output_scale: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    x = lstm_input(grad, preprocess=preprocess, p=p)  # (n, input_size)
+    hs, cs = [], []
+    for layer, (weight, bias) in enumerate(zip(weights, biases)):
+        x, c_layer = lstm_cell(x, h[layer], c[layer], weight, bias)
+        hs.append(x)
+        cs.append(c_layer)
+    update = torch.addmm(out_bias, x, out_weight.t()).squeeze(1) * output_scale  # (n,)
+    return update, torch.stack(hs), torch.stack(cs)
+
+
+def lstm_update(
+    grad: Tensor,
+    h: Tensor,
+    c: Tensor,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    out_weight: Tensor,
+    out_bias: Tensor,
+    *,
+    preprocess: str = "log-sign",
+    p: float = 10.0,
+    output_scale: float = 0.1,
+    chunk_size: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The optimizer step m(∇_t, h_t; φ) -> (g_t, h_{t+1}) of the paper (Eq. 1 and Section 2.1).
+
+    The same weights are applied to every coordinate independently (coordinate-wise LSTM), so the
+    ``n`` coordinates are simply the batch dimension of the LSTM.
+
+    Args:
+        grad: ``(n,)`` gradient of the optimizee, one entry per coordinate.
+        h, c: ``(L, n, H)`` per-coordinate LSTM state.
+        weights: ``L`` fused gate weights, ``(4H, in_l + H)`` (``in_0`` = input size, else ``H``).
+        biases: ``L`` gate biases ``(4H,)``.
+        out_weight: ``(1, H)`` and out_bias ``(1,)``: the linear read-out of the top layer.
+        preprocess: "log-sign" (paper, Appendix A) or "none" (raw gradient).
+        p: preprocessing exponent.
+        output_scale: the update is ``output_scale * linear(h_top)`` (0.1 in the paper's text).
+        chunk_size: process the coordinates in blocks of this many (cache-sized working set; the
+            result is the same up to float rounding). ``None`` processes all at once.
+
+    Returns:
+        ``(update, h_new, c_new)``: ``(n,)`` additive update θ_{t+1} = θ_t + update, and the new
+        ``(L, n, H)`` states.
+    """
+    n = grad.shape[0]
+    args = (weights, biases, out_weight, out_bias, preprocess, p, output_scale)
+    if chunk_size is None or n <= chunk_size:
+        return _update_block(grad, h, c, *args)
+    updates, hs, cs = [], [], []
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        u, hb, cb = _update_block(grad[start:stop], h[:, start:stop], c[:, start:stop], *args)
+        updates.append(u)
+        hs.append(hb)
+        cs.append(cb)
+    return torch.cat(updates), torch.cat(hs, dim=1), torch.cat(cs, dim=1)

@@ -1,0 +1,124 @@
+"""The functional inner loop and its truncated-BPTT meta-loss (paper, Section 2 and Eq. 3).
+
+``unroll`` runs the optimizee for a few steps under the learned optimizer, keeping the graph from
+the optimizer's weights φ to every θ_t, and returns L(φ) = Σ_t w_t f(θ_t) with w_t = 1. Following
+the paper, the optimizee's gradients ∇_t are treated as constants (``detach``: ∂∇_t/∂φ = 0); with
+``second_order=True`` they are kept (``create_graph=True``). Truncation (learned_optimization's
+``truncated_step``) is done by :meth:`UnrollState.detached` between unrolls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from metashot.optim.coordinatewise import CoordinatewiseLSTM
+from metashot.optim.tasks import Problem
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UnrollState:
+    """Where an optimizee is: parameters θ_t, per-parameter LSTM states, and the step t."""
+
+    params: dict[str, Tensor]
+    h: dict[str, Tensor]  # name -> (num_layers, numel, hidden_size)
+    c: dict[str, Tensor]
+    step: int = 0
+
+    def detached(self) -> UnrollState:
+        """Cut the graph here (truncation of BPTT)."""
+        return UnrollState(
+            params={k: v.detach() for k, v in self.params.items()},
+            h={k: v.detach() for k, v in self.h.items()},
+            c={k: v.detach() for k, v in self.c.items()},
+            step=self.step,
+        )
+
+
+FUSED = "*"  # key of the single LSTM state of all coordinates when parameters are fused
+
+
+def init_state(net: CoordinatewiseLSTM, params: dict[str, Tensor], *, fused: bool = False) -> UnrollState:
+    """Fresh optimizer state (zeros) for ``params`` at step 0.
+
+    With ``fused=True`` the coordinates of all tensors share one state ``h[FUSED]`` and one LSTM
+    call per step (same math, fewer kernel launches: faster on GPU; float rounding may differ from
+    the per-tensor calls that :class:`~metashot.optim.learned.LearnedOptimizer` makes).
+    """
+    h, c = {}, {}
+    if fused:
+        device = next(iter(params.values())).device
+        h[FUSED], c[FUSED] = net.initial_state(sum(v.numel() for v in params.values()), device=device)
+    else:
+        for name, value in params.items():
+            h[name], c[name] = net.initial_state(value.numel(), device=value.device)
+    return UnrollState(params=dict(params), h=h, c=c, step=0)
+
+
+def optimizer_step(
+    net: CoordinatewiseLSTM, state: UnrollState, grads: dict[str, Tensor]
+) -> UnrollState:
+    """θ_{t+1} = θ_t + m(∇_t, h_t; φ), one parameter tensor at a time (as LearnedOptimizer does)."""
+    params, h, c = {}, {}, {}
+    dtype = net.out_weight.dtype
+    if FUSED in state.h:
+        names = list(state.params)
+        flat = torch.cat([grads[k].reshape(-1).to(dtype) for k in names])  # (N,)
+        update, h[FUSED], c[FUSED] = net(flat, state.h[FUSED], state.c[FUSED])
+        for name, piece in zip(names, update.split([state.params[k].numel() for k in names])):
+            value = state.params[name]
+            params[name] = value + piece.view_as(value).to(value.dtype)
+        return UnrollState(params=params, h=h, c=c, step=state.step + 1)
+    for name, value in state.params.items():
+        grad = grads[name].reshape(-1).to(dtype)
+        update, h[name], c[name] = net(grad, state.h[name], state.c[name])
+        params[name] = value + update.view_as(value).to(value.dtype)
+    return UnrollState(params=params, h=h, c=c, step=state.step + 1)
+
+
+def unroll(
+    net: CoordinatewiseLSTM,
+    problem: Problem,
+    state: UnrollState,
+    steps: int,
+    *,
+    second_order: bool = False,
+    include_final: bool = True,
+) -> tuple[Tensor, list[float], UnrollState]:
+    """Run ``steps`` optimizer steps from ``state``; return ``(meta_loss, losses, new_state)``.
+
+    Args:
+        net: the optimizer; its weights receive the meta-gradient of ``meta_loss``.
+        problem: the optimizee.
+        state: starting point; call ``state.detached()`` first to truncate.
+        steps: number of updates (the truncation length T, 20 in the paper).
+        second_order: keep ∂∇_t/∂φ (the paper drops it).
+        include_final: add f(θ) after the last update, as DeepMind's released code does.
+
+    Returns:
+        ``meta_loss``: scalar Σ f_t(θ_t) over the visited θ (differentiable in φ); ``losses``: the
+        float f_t(θ_t) before each update (the optimizee's training curve); ``new_state``.
+    """
+    meta_loss = torch.zeros((), device=next(iter(state.params.values())).device)
+    losses: list[Tensor] = []
+    for _ in range(steps):
+        params = {
+            k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in state.params.items()
+        }
+        state = UnrollState(params=params, h=state.h, c=state.c, step=state.step)
+        loss = problem.loss(params, state.step)
+        names = list(params)
+        grads = torch.autograd.grad(
+            loss, [params[k] for k in names], create_graph=second_order, retain_graph=True
+        )
+        grad_dict = {k: g if second_order else g.detach() for k, g in zip(names, grads)}
+        meta_loss = meta_loss + loss
+        losses.append(loss.detach())  # no .item() here: keeps GPU work asynchronous
+        state = optimizer_step(net, state, grad_dict)
+    if include_final:
+        meta_loss = meta_loss + problem.loss(state.params, state.step)
+    return meta_loss, torch.stack(losses).tolist(), state
