@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# GPU run of metashot.chem: train the paper-size SMILES VAE on ZINC-250k for $MINUTES, then decode
+# the evaluation set (held-out reconstructions + prior samples) on the GPU. Scoring with RDKit
+# (validity, uniqueness, novelty) happens afterwards on a machine with RDKit:
+#   metashot chem evaluate --checkpoint checkpoints/chem-vae-zinc --from-decodes results/chem/gpu_decodes.json --json
+#
+# Env: OUT (output folder), METASHOT_DATA (data folder), MINUTES (wall budget for this script,
+# default 8). CHEM_DEVICE=cpu and CHEM_MAX_MOLECULES=N make a CPU smoke test possible.
+# Writes $OUT/chem/: chem-vae-zinc/ (fp16 weights + config.json + state.json, ~8.5 MB),
+# metrics.jsonl, train.json, decodes.json, evaluate.json, train.log.
+set -euo pipefail
+: "${OUT:?set OUT}"
+: "${METASHOT_DATA:?set METASHOT_DATA}"
+MINUTES="${MINUTES:-8}"
+DEVICE="${CHEM_DEVICE:-cuda}"
+PY="${PYTHON:-python3}"
+export PYTHONPATH="${PYTHONPATH:-}:$(cd "$(dirname "$0")/../.." && pwd)/src"
+DEST="$OUT/chem"
+RUN="${TMPDIR:-/tmp}/metashot-chem-run-$$"
+mkdir -p "$DEST"
+# Leave ~50 s of the budget for start-up (data loading ~10 s), the final checkpoint, export and decoding.
+TRAIN_MINUTES=$("$PY" -c "print(max(0.1, $MINUTES - 0.85))")
+EXTRA=()
+if [ -n "${CHEM_MAX_MOLECULES:-}" ]; then EXTRA+=(--max-molecules "$CHEM_MAX_MOLECULES"); fi
+EVAL_MOLECULES="${CHEM_EVAL_MOLECULES:-1000}"
+PRIOR="${CHEM_PRIOR_SAMPLES:-5000}"
+DECODES="${CHEM_DECODES:-10}"
+
+echo "chem: training paper-size VAE for $TRAIN_MINUTES min on $DEVICE -> $RUN" >&2
+"$PY" -m metashot.cli chem train --dataset zinc250k --preset paper-fast --out "$RUN" \
+  --device "$DEVICE" --max-minutes "$TRAIN_MINUTES" --no-progress --seed 0 --json "${EXTRA[@]}" \
+  > "$DEST/train.json" 2> >(tee "$DEST/train.log" >&2)
+cp "$RUN/metrics.jsonl" "$DEST/metrics.jsonl"
+"$PY" -c "from metashot.chem.train import export_weights; export_weights('$RUN', '$DEST/chem-vae-zinc')"
+echo "chem: decoding the evaluation set" >&2
+"$PY" -m metashot.cli chem evaluate --checkpoint "$RUN" --device "$DEVICE" --json --seed 0 \
+  --molecules "$EVAL_MOLECULES" --decodes "$DECODES" --prior-samples "$PRIOR" \
+  --save-decodes "$DEST/decodes.json" > "$DEST/evaluate.json"
+rm -rf "$RUN"
+echo "chem: done" >&2
+ls -la "$DEST" >&2

@@ -1,0 +1,228 @@
+"""``metashot chem train|evaluate|sample|interpolate|perturb|optimize``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from metashot.cliutils import (
+    add_data_dir,
+    add_device,
+    add_json,
+    add_seed,
+    add_training,
+    positive_int,
+    print_json,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a SMILES VAE (resumable)")
+    p.add_argument("--dataset", default="zinc250k", choices=["zinc250k", "moses"])
+    p.add_argument("--preset", default="paper", help="paper (default), paper-fast, reduced or tiny")
+    p.add_argument("--config", default=None, help="JSON config file (a TrainConfig or a run's config.json)")
+    p.add_argument("--max-molecules", type=positive_int, default=None, help="train on the first N molecules only")
+    p.add_argument("--tokenizer", choices=["char", "regex", "selfies"], default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--kl-midpoint", type=float, default=None, help="epoch of half KL weight")
+    p.add_argument("--kl-slope", type=float, default=None)
+    p.add_argument("--kl-max", type=float, default=None)
+    p.add_argument("--precision", choices=["bf16", "fp32"], default=None)
+    p.add_argument("--eval-every", type=positive_int, default=None)
+    p.add_argument("--checkpoint-every", type=positive_int, default=None)
+    p.add_argument("--latent-dim", type=positive_int, default=None)
+    p.add_argument("--gru-hidden", type=positive_int, default=None)
+    p.add_argument("--gru-layers", type=positive_int, default=None)
+    p.add_argument("--max-length", type=positive_int, default=None)
+    p.add_argument("--label", default=None, help="label stored with the run (e.g. reduced)")
+    add_training(p)
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="reconstruction, prior validity, uniqueness, novelty, property MAE")
+    _add_checkpoint(p)
+    p.add_argument("--molecules", type=positive_int, default=1000, help="held-out molecules (paper: 1000)")
+    p.add_argument("--decodes", type=positive_int, default=10, help="sampled decodings per held-out molecule")
+    p.add_argument("--prior-samples", type=positive_int, default=5000, help="prior samples (paper: 5000)")
+    p.add_argument("--save-decodes", default=None, help="also write the decoded strings to this JSON file")
+    p.add_argument("--from-decodes", default=None, help="score decodes saved by --save-decodes (no decoding)")
+    add_data_dir(p)
+    add_device(p)
+    add_seed(p)
+    add_json(p)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("sample", help="decode molecules sampled from the prior")
+    _add_checkpoint(p)
+    p.add_argument("-n", type=positive_int, default=100, help="number of prior samples")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
+    p.add_argument("--image", default=None, help="write a grid of the valid molecules (PNG)")
+    add_device(p)
+    add_seed(p)
+    add_json(p)
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("interpolate", help="decode points between two molecules")
+    _add_checkpoint(p)
+    p.add_argument("smiles_a", metavar="SMILES_A")
+    p.add_argument("smiles_b", metavar="SMILES_B")
+    p.add_argument("--steps", type=positive_int, default=8)
+    p.add_argument("--method", choices=["linear", "spherical"], default="linear")
+    p.add_argument("--image", default=None, help="write a grid of the decoded molecules (PNG)")
+    add_device(p)
+    add_seed(p)
+    add_json(p)
+    p.set_defaults(func=_interpolate)
+
+    p = sub.add_parser("perturb", help="distinct valid neighbours of a molecule at a latent radius")
+    _add_checkpoint(p)
+    p.add_argument("smiles", metavar="SMILES")
+    p.add_argument("--radius", type=float, default=1.0, help="latent distance of the neighbours")
+    p.add_argument("-n", type=positive_int, default=20, help="number of latent points")
+    p.add_argument("--decodes", type=positive_int, default=10, help="sampled decodings per point")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--image", default=None, help="write a grid of the neighbours (PNG)")
+    add_device(p)
+    add_seed(p)
+    add_json(p)
+    p.set_defaults(func=_perturb)
+
+    p = sub.add_parser("optimize", help="maximise 5*QED - SAS (or logP, QED) in the latent space")
+    _add_checkpoint(p)
+    p.add_argument("--objective", choices=["qed-sas", "qed", "logp", "neg-sas"], default="qed-sas")
+    p.add_argument("--method", choices=["bo", "gradient", "random"], default="bo",
+                   help="GP Bayesian optimization (BoTorch), gradient ascent on the property head, or random search")
+    p.add_argument("--iterations", type=positive_int, default=50)
+    p.add_argument("--batch", type=positive_int, default=10, help="candidates per iteration")
+    p.add_argument("--initial", type=positive_int, default=100, help="initial encoded molecules (bo)")
+    p.add_argument("--top", type=positive_int, default=10, help="best molecules to report")
+    p.add_argument("--image", default=None, help="write a grid of the best molecules (PNG)")
+    add_data_dir(p)
+    add_device(p)
+    add_seed(p)
+    add_json(p)
+    p.set_defaults(func=_optimize)
+
+
+def _add_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="run folder or exported checkpoint folder")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _train(args: argparse.Namespace) -> int:
+    from metashot.chem.train import config_from_args, train
+
+    overrides: dict[str, Any] = {
+        "dataset": args.dataset if args.dataset != "zinc250k" or args.config is None else None,
+        "max_molecules": args.max_molecules,
+        "tokenizer": args.tokenizer,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "kl_midpoint": args.kl_midpoint,
+        "kl_slope": args.kl_slope,
+        "kl_max": args.kl_max,
+        "precision": args.precision,
+        "eval_every": args.eval_every,
+        "checkpoint_every": args.checkpoint_every,
+        "label": args.label,
+        "model.latent_dim": args.latent_dim,
+        "model.gru_hidden": args.gru_hidden,
+        "model.gru_layers": args.gru_layers,
+        "model.max_length": args.max_length,
+    }
+    config = config_from_args(args.preset, args.config, overrides)
+    result = train(
+        config, args.out, data_dir=args.data_dir, device=args.device, seed=args.seed, resume=args.resume,
+        max_steps=args.max_steps, max_minutes=args.max_minutes, show_progress=not args.no_progress,
+    )
+    summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,
+               "stopped_because": result.stopped_because, **result.last_metrics}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"trained {result.step} steps ({result.epoch:.2f} epochs, stopped: {result.stopped_because}) -> {result.run_dir}")
+        for key in ("test_token_accuracy", "test_reconstruction_string"):
+            if key in summary:
+                print(f"  {key}: {summary[key]:.4f}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from metashot.chem.evaluate import evaluate_checkpoint, format_evaluation
+
+    result = evaluate_checkpoint(
+        args.checkpoint, molecules=args.molecules, decodes=args.decodes, prior_samples=args.prior_samples,
+        data_dir=args.data_dir, device=args.device, seed=args.seed, save_decodes=args.save_decodes,
+        from_decodes=args.from_decodes,
+    )
+    if args.json:
+        print_json(result)
+    else:
+        print(format_evaluation(result))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from metashot.chem.evaluate import run_sample
+
+    result = run_sample(args.checkpoint, n=args.n, temperature=args.temperature, device=args.device, seed=args.seed,
+                        image=args.image)
+    if args.json:
+        print_json(result)
+    else:
+        for s in result["smiles"]:
+            print(s)
+        print(f"# valid {result['validity']:.3f}, unique {result['uniqueness']:.3f}", flush=True)
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from metashot.chem.evaluate import run_interpolate
+
+    result = run_interpolate(args.checkpoint, args.smiles_a, args.smiles_b, steps=args.steps, method=args.method,
+                             device=args.device, seed=args.seed, image=args.image)
+    if args.json:
+        print_json(result)
+    else:
+        for row in result["path"]:
+            print(f"{row['t']:.3f}\t{row['smiles'] or '(invalid: ' + row['decoded'] + ')'}")
+    return 0
+
+
+def _perturb(args: argparse.Namespace) -> int:
+    from metashot.chem.evaluate import run_perturb
+
+    result = run_perturb(args.checkpoint, args.smiles, radius=args.radius, n=args.n, decodes=args.decodes,
+                         temperature=args.temperature, device=args.device, seed=args.seed, image=args.image)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"# {result['input']} -> {len(result['molecules'])} distinct valid molecules at radius {args.radius}")
+        for row in result["molecules"]:
+            print(f"{row['count']}\t{row['smiles']}")
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from metashot.chem.evaluate import run_optimize
+
+    result = run_optimize(args.checkpoint, objective=args.objective, method=args.method, iterations=args.iterations,
+                          batch=args.batch, initial=args.initial, top=args.top, data_dir=args.data_dir,
+                          device=args.device, seed=args.seed, image=args.image)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"# {args.method} on {args.objective}: best {result['best'][0]['score']:.3f}" if result["best"] else "# nothing valid")
+        for row in result["best"]:
+            print(f"{row['score']:.3f}\t{row['smiles']}")
+    return 0

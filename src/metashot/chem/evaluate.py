@@ -1,0 +1,261 @@
+"""Evaluation and the latent-space commands behind ``metashot chem evaluate|sample|interpolate|perturb|optimize``.
+
+Evaluation protocol (written into every result under ``"protocol"``):
+
+- held-out molecules: the first ``molecules`` of the test split (the last 10% of the ZINC-250k
+  file, never trained on);
+- ``reconstruction``: greedy decoding of the posterior mean gives the input molecule (canonical SMILES
+  equal); ``reconstruction_sampled``: the same for ``decodes`` posterior samples ``z ~ q(z|x)`` per
+  molecule, greedy-decoded (the paper's encode-then-decode with its stochastic encoder);
+- ``validity`` / ``uniqueness`` / ``novelty``: ``prior_samples`` points ``z ~ N(0, I)``, greedy
+  decoding (paper: 5000 prior samples); novelty against the molecules the model was trained on;
+- ``property_mae``: predictor (from the posterior mean) vs RDKit values in the data file.
+
+The decoding step needs no RDKit (:func:`generate_decodes`, runs on the GPU machine and can be saved
+with ``--save-decodes``); the scoring step does (:func:`score_decodes`, ``--from-decodes``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metashot.chem import latent
+from metashot.chem.data import load_split
+from metashot.chem.smiles import rdkit_available
+from metashot.chem.train import load_model
+from metashot.chem.vae import SmilesVAE
+from metashot.config import save_json
+from metashot.errors import DataError
+from metashot.training import resolve_device
+
+__all__ = [
+    "evaluate_checkpoint",
+    "format_evaluation",
+    "generate_decodes",
+    "run_interpolate",
+    "run_optimize",
+    "run_perturb",
+    "run_sample",
+    "score_decodes",
+]
+
+PROPERTY_NAMES = ("logP", "QED", "SAS")
+
+
+@torch.no_grad()
+def generate_decodes(
+    model: SmilesVAE, vocab: Any, test_smiles: list[str], test_properties: torch.Tensor | None, *,
+    molecules: int, decodes: int, prior_samples: int, seed: int,
+) -> dict[str, Any]:
+    """Decode held-out molecules and prior samples (no RDKit); JSON-ready."""
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    # held-out: keep the first `molecules` that fit the vocabulary (no RDKit: encode as written)
+    inputs, rows, props = [], [], []
+    for i, s in enumerate(test_smiles):
+        if len(inputs) == molecules:
+            break
+        try:
+            rows.append(vocab.encode(s))
+        except Exception:  # unknown token / too long: skipped and counted
+            continue
+        inputs.append(s)
+        if test_properties is not None:
+            props.append(test_properties[i])
+    ids = torch.tensor(rows, dtype=torch.long, device=device)
+    mu_all, logvar_all = [], []
+    for start in range(0, len(inputs), 500):
+        mu, logvar = model.encode(ids[start : start + 500])
+        mu_all.append(mu)
+        logvar_all.append(logvar)
+    mu = torch.cat(mu_all)
+    logvar = torch.cat(logvar_all)
+    greedy = latent.decode(model, vocab, mu)
+    noise = torch.randn(decodes, *mu.shape, generator=gen).to(device)  # (decodes, n, latent_dim)
+    z = (mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * noise).reshape(-1, mu.shape[1])
+    sampled = latent.decode(model, vocab, z)  # decode-major: [d * n + i]
+    result: dict[str, Any] = {
+        "inputs": inputs,
+        "greedy": greedy,
+        "sampled": [sampled[d * len(inputs) : (d + 1) * len(inputs)] for d in range(decodes)],
+        "skipped_inputs": molecules - len(inputs) if len(inputs) < molecules else 0,
+    }
+    if props:
+        target = torch.stack(props).to(device)
+        pred = model.predict_properties(mu).float()
+        mae = (pred - target).abs().mean(dim=0).tolist()
+        result["property_mae"] = dict(zip(PROPERTY_NAMES, mae))
+    prior_z = latent.sample_prior(prior_samples, model.config.latent_dim, gen).to(device)
+    result["prior"] = latent.decode(model, vocab, prior_z)
+    result["protocol"] = {
+        "held_out_molecules": len(inputs), "decodes_per_molecule": decodes, "prior_samples": prior_samples,
+        "decoding": "greedy", "seed": seed, "held_out_split": "last 10% of the dataset file (test split)",
+    }
+    return result
+
+
+def score_decodes(decodes: dict[str, Any], train_smiles: list[str] | None) -> dict[str, Any]:
+    """Turn :func:`generate_decodes` output into the metrics (needs RDKit)."""
+    from metashot.chem.metrics import canonical_or_none, evaluate_samples
+
+    inputs = [canonical_or_none(s) for s in decodes["inputs"]]
+    greedy = [canonical_or_none(s) for s in decodes["greedy"]]
+    n = len(inputs)
+    rec = sum(a is not None and a == b for a, b in zip(inputs, greedy)) / max(n, 1)
+    total = hits = 0
+    for row in decodes["sampled"]:
+        for a, s in zip(inputs, row):
+            total += 1
+            hits += a is not None and a == canonical_or_none(s)
+    prior = evaluate_samples(decodes["prior"], train=train_smiles)
+    return {
+        "reconstruction": rec,
+        "reconstruction_sampled": hits / max(total, 1),
+        "validity": prior["validity"],
+        "uniqueness": prior["uniqueness"],
+        "novelty": prior.get("novelty"),
+        "property_mae": decodes.get("property_mae"),
+        "held_out_valid_decodings": sum(g is not None for g in greedy) / max(n, 1),
+        "protocol": decodes["protocol"],
+    }
+
+
+def _string_metrics(decodes: dict[str, Any]) -> dict[str, Any]:
+    """What can be said without RDKit: exact-string reconstruction."""
+    n = len(decodes["inputs"])
+    exact = sum(a == b for a, b in zip(decodes["inputs"], decodes["greedy"])) / max(n, 1)
+    return {
+        "reconstruction": None, "reconstruction_string": exact, "validity": None, "uniqueness": None,
+        "novelty": None, "property_mae": decodes.get("property_mae"), "protocol": decodes["protocol"],
+        "note": "RDKit is not installed: validity/uniqueness/novelty need it; rerun with --from-decodes where it is",
+    }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str], *, molecules: int = 1000, decodes: int = 10, prior_samples: int = 5000,
+    data_dir: str | None = None, device: str = "auto", seed: int = 0, save_decodes: str | None = None,
+    from_decodes: str | None = None,
+) -> dict[str, Any]:
+    """The ``metashot chem evaluate`` numbers for a checkpoint (see the module docstring)."""
+    model, vocab, cfg = load_model(checkpoint, device)
+    train, test = load_split(cfg.dataset, cfg.test_fraction, data_dir)
+    train_smiles = train.smiles[: cfg.max_molecules] if cfg.max_molecules else train.smiles
+    if from_decodes:
+        try:
+            dec = json.loads(Path(from_decodes).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{from_decodes}: cannot read saved decodes ({exc})") from None
+    else:
+        props = torch.from_numpy(test.properties) if test.properties is not None else None
+        dec = generate_decodes(model, vocab, test.smiles, props, molecules=molecules, decodes=decodes,
+                               prior_samples=prior_samples, seed=seed)
+        if save_decodes:
+            save_json(save_decodes, dec)
+    if not rdkit_available():
+        result = _string_metrics(dec)
+    else:
+        result = score_decodes(dec, train_smiles)
+    result["checkpoint"] = str(checkpoint)
+    result["label"] = cfg.label
+    return result
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    lines = []
+    for key in ("reconstruction", "reconstruction_sampled", "validity", "uniqueness", "novelty"):
+        value = result.get(key)
+        lines.append(f"{key:24s} {'n/a' if value is None else f'{100 * value:.1f}%'}")
+    for name, value in (result.get("property_mae") or {}).items():
+        lines.append(f"property MAE {name:11s} {value:.3f}")
+    lines.append(f"protocol: {json.dumps(result['protocol'])}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the latent-space commands
+
+
+def _valid_or_none(strings: list[str]) -> list[str | None]:
+    from metashot.chem.metrics import canonical_or_none
+
+    return [canonical_or_none(s) for s in strings]
+
+
+def run_sample(checkpoint: str, *, n: int, temperature: float, device: str, seed: int, image: str | None) -> dict[str, Any]:
+    model, vocab, _ = load_model(checkpoint, device)
+    gen = torch.Generator().manual_seed(seed)
+    z = latent.sample_prior(n, model.config.latent_dim, gen).to(resolve_device(device))
+    strings = latent.decode(model, vocab, z, temperature=temperature, generator=gen)
+    canon = _valid_or_none(strings)
+    valid = [c for c in canon if c is not None]
+    if image:
+        from metashot.chem.draw import draw_grid
+
+        draw_grid(valid[:24], image, legends=[f"#{i}" for i, c in enumerate(canon) if c is not None][:24], per_row=6)
+    return {
+        "smiles": strings, "valid": valid, "validity": len(valid) / max(n, 1),
+        "uniqueness": len(set(valid)) / len(valid) if valid else None,
+        "protocol": {"n": n, "seed": seed, "temperature": temperature}, "image": image,
+    }
+
+
+def run_interpolate(checkpoint: str, smiles_a: str, smiles_b: str, *, steps: int, method: str, device: str,
+                    seed: int, image: str | None) -> dict[str, Any]:
+    model, vocab, _ = load_model(checkpoint, device)
+    a, za = latent.encode_one(model, vocab, smiles_a)
+    b, zb = latent.encode_one(model, vocab, smiles_b)
+    path = latent.interpolate(za, zb, steps, method)
+    strings = latent.decode(model, vocab, path)
+    canon = _valid_or_none(strings)
+    ts = torch.linspace(0, 1, steps).tolist()
+    rows = [{"t": t, "decoded": s, "smiles": c} for t, s, c in zip(ts, strings, canon)]
+    if image:
+        from metashot.chem.draw import draw_grid
+
+        draw_grid(canon, image, legends=[f"t={t:.2f}" + ("" if c else " (invalid)") for t, c in zip(ts, canon)])
+    return {"a": a, "b": b, "method": method, "path": rows,
+            "valid_fraction": sum(c is not None for c in canon) / steps, "image": image}
+
+
+def run_perturb(checkpoint: str, smiles: str, *, radius: float, n: int, decodes: int, temperature: float,
+                device: str, seed: int, image: str | None) -> dict[str, Any]:
+    model, vocab, _ = load_model(checkpoint, device)
+    canon, z = latent.encode_one(model, vocab, smiles)
+    gen = torch.Generator().manual_seed(seed)
+    points = latent.perturb(z, radius, n, gen)
+    found = latent.decode_many(model, vocab, points, times=decodes, temperature=temperature, generator=gen)
+    rows = [{"smiles": s, "count": c, "frequency": c / (n * decodes), "is_input": s == canon} for s, c in found]
+    if image:
+        from metashot.chem.draw import draw_grid
+
+        shown = [canon] + [r["smiles"] for r in rows if not r["is_input"]][:15]
+        legends = ["input"] + [f"{r['count']}x" for r in rows if not r["is_input"]][:15]
+        draw_grid(shown, image, legends=legends)
+    return {"input": canon, "radius": radius, "points": n, "decodes_per_point": decodes,
+            "temperature": temperature, "molecules": rows, "image": image}
+
+
+def run_optimize(checkpoint: str, *, objective: str, method: str, iterations: int, batch: int, initial: int,
+                 top: int, data_dir: str | None, device: str, seed: int, image: str | None) -> dict[str, Any]:
+    from metashot.chem.optimize import optimize_property
+
+    model, vocab, cfg = load_model(checkpoint, device)
+    train, _ = load_split(cfg.dataset, cfg.test_fraction, data_dir)
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(train), generator=gen)[:initial].tolist()
+    start = [train.smiles[i] for i in pick]
+    result = optimize_property(model, vocab, start, objective=objective, method=method, iterations=iterations,
+                               batch=batch, top=top, generator=gen)
+    if image and result.best:
+        from metashot.chem.draw import draw_grid
+
+        draw_grid([str(r["smiles"]) for r in result.best], image,
+                  legends=[f"{float(r['score']):.2f}" for r in result.best], per_row=5)
+    return {"objective": objective, "method": method, "best": result.best, "history": result.history,
+            "initial_best": result.initial_best, "evaluated": result.evaluated, "valid": result.valid,
+            "protocol": {**result.protocol, "seed": seed}, "image": image}

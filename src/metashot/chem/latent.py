@@ -1,0 +1,126 @@
+"""Latent-space operations of the chemical VAE (Gómez-Bombarelli et al., sections 2-3, figures 2-4).
+
+encode / decode (greedy or sampled with a temperature), decode a point many times and keep the
+distinct valid molecules with their frequencies (as the paper does), prior samples, neighbours at a
+radius, linear and spherical interpolation. Property optimisation lives in :mod:`.optimize`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from metashot.chem import functional as Fn
+from metashot.chem.smiles import BadMolecule, SmilesVocab
+from metashot.chem.vae import SmilesVAE
+from metashot.errors import InvalidSmilesError, UsageError
+
+__all__ = [
+    "Encoded",
+    "decode",
+    "decode_many",
+    "encode",
+    "interpolate",
+    "perturb",
+    "sample_prior",
+]
+
+
+@dataclass
+class Encoded:
+    """Encoded molecules: ``smiles`` (canonical), ``mu``/``logvar`` ``(n, latent_dim)``, rejected inputs."""
+
+    smiles: list[str]
+    mu: Tensor
+    logvar: Tensor
+    bad: list[BadMolecule]
+
+
+def _device(model: SmilesVAE) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode(model: SmilesVAE, vocab: SmilesVocab, smiles: Sequence[str], *, canonical: bool = True,
+           batch_size: int = 500) -> Encoded:
+    """Encode SMILES (validated with RDKit when ``canonical``); bad inputs are reported, not raised."""
+    model.eval()
+    good, ids, bad = vocab.prepare_many(smiles, canonical=canonical)
+    mus, logvars = [], []
+    for start in range(0, len(good), batch_size):
+        mu, logvar = model.encode(ids[start : start + batch_size].to(_device(model)))
+        mus.append(mu)
+        logvars.append(logvar)
+    dim = model.config.latent_dim
+    empty = torch.zeros(0, dim, device=_device(model))
+    return Encoded(good, torch.cat(mus) if mus else empty, torch.cat(logvars) if logvars else empty, bad)
+
+
+def encode_one(model: SmilesVAE, vocab: SmilesVocab, smiles: str) -> tuple[str, Tensor]:
+    """Canonical SMILES and ``mu`` ``(latent_dim,)`` of one molecule; raises InvalidSmilesError."""
+    enc = encode(model, vocab, [smiles])
+    if enc.bad:
+        raise InvalidSmilesError(enc.bad[0].reason)
+    return enc.smiles[0], enc.mu[0]
+
+
+@torch.no_grad()
+def decode(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, temperature: float = 0.0,
+           generator: torch.Generator | None = None, batch_size: int = 1000) -> list[str]:
+    """Decode ``z`` ``(n, latent_dim)`` into ``n`` strings (not necessarily valid molecules)."""
+    model.eval()
+    if temperature < 0:
+        raise UsageError(f"temperature must be >= 0, got {temperature}")
+    out: list[str] = []
+    for start in range(0, z.shape[0], batch_size):
+        ids = model.generate(z[start : start + batch_size].to(_device(model)), temperature=temperature,
+                             generator=generator)
+        out.extend(vocab.decode_batch(ids.cpu()))
+    return out
+
+
+def decode_many(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, times: int = 100, temperature: float = 1.0,
+                generator: torch.Generator | None = None) -> list[tuple[str, int]]:
+    """Decode one or more points ``times`` times each; distinct valid molecules with their counts.
+
+    Args:
+        z: ``(latent_dim,)`` or ``(n, latent_dim)``.
+
+    Returns:
+        ``[(canonical_smiles, count), ...]`` most frequent first (the paper's figure 3 protocol).
+    """
+    from metashot.chem.metrics import canonical_or_none
+
+    points = z.reshape(-1, z.shape[-1])
+    repeated = points.repeat_interleave(times, dim=0)  # (n * times, latent_dim)
+    strings = decode(model, vocab, repeated, temperature=temperature, generator=generator)
+    counts = Counter(c for c in (canonical_or_none(s) for s in strings) if c is not None)
+    return counts.most_common()
+
+
+def sample_prior(n: int, latent_dim: int, generator: torch.Generator | None = None) -> Tensor:
+    """``(n, latent_dim)`` draws from the prior N(0, I)."""
+    return torch.randn(n, latent_dim, generator=generator)
+
+
+def perturb(z: Tensor, radius: float, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``(n, latent_dim)`` points at distance ``radius`` from ``z`` in random directions."""
+    if radius < 0:
+        raise UsageError(f"radius must be >= 0, got {radius}")
+    noise = torch.randn(n, z.shape[-1], generator=generator).to(z.device, z.dtype)
+    return Fn.perturb(z, radius, noise)
+
+
+def interpolate(a: Tensor, b: Tensor, steps: int, method: str = "linear") -> Tensor:
+    """``(steps, latent_dim)`` path from ``a`` to ``b``: ``linear`` or ``spherical`` (slerp)."""
+    if steps < 2:
+        raise UsageError(f"--steps must be >= 2, got {steps}")
+    if method == "linear":
+        return Fn.lerp(a, b, steps)
+    if method == "spherical":
+        return Fn.slerp(a, b, steps)
+    raise UsageError(f"unknown interpolation {method!r}; choose linear or spherical")

@@ -1,0 +1,180 @@
+"""The SMILES variational autoencoder with a jointly trained property predictor.
+
+Gómez-Bombarelli et al., "Automatic chemical design using a data-driven continuous representation of
+molecules" (https://arxiv.org/abs/1610.02415; ACS Cent. Sci. 2018), figure 1 and "Methods":
+
+- encoder: one-hot SMILES ``(batch, vocab, 120)`` -> three 1-D convolutions (9, 9, 10 filters;
+  kernels 9, 9, 11; tanh; batch norm) -> flatten -> dense -> mean and log-variance of a 196-d latent;
+- decoder: dense from ``z``, repeated over the 120 steps -> three GRU layers of 488 units, teacher
+  forced with the previous character -> softmax over the symbols;
+- property predictor: an MLP from the latent *mean* to (normalised) logP, QED and SAS.
+
+Deviations from the paper:
+    The paper's reference code feeds the previous character only to a final, separate "teacher
+    forced" GRU layer. Here the previous token's embedding is concatenated to the repeated latent
+    at the input of the first GRU layer, so the three layers are one cuDNN ``nn.GRU`` call (much
+    faster on GPU); the decoder is still an autoregressive 3-layer GRU of 488 units.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metashot.chem.config import VAEConfig
+from metashot.chem.functional import reparameterize
+
+__all__ = ["SmilesVAE", "VAEOutput"]
+
+
+class VAEOutput(NamedTuple):
+    """What :meth:`SmilesVAE.forward` returns.
+
+    Attributes:
+        logits: ``(batch, length, vocab)`` next-token logits (teacher forced).
+        mu, logvar, z: ``(batch, latent_dim)``.
+        property_pred: ``(batch, num_properties)`` normalised property predictions from ``mu``.
+    """
+
+    logits: Tensor
+    mu: Tensor
+    logvar: Tensor
+    z: Tensor
+    property_pred: Tensor
+
+
+class SmilesVAE(nn.Module):
+    """Character-level SMILES VAE (encoder, decoder, property head); see the module docstring.
+
+    Args:
+        vocab_size: number of tokens, pad (id 0) and BOS (id 1) included.
+        config: sizes (paper's ZINC model by default).
+
+    Example:
+        >>> vae = SmilesVAE(vocab_size=37)
+        >>> ids = torch.zeros(2, 120, dtype=torch.long)
+        >>> out = vae(ids)
+        >>> out.logits.shape, out.mu.shape
+        (torch.Size([2, 120, 37]), torch.Size([2, 196]))
+    """
+
+    def __init__(self, vocab_size: int, config: VAEConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or VAEConfig()
+        self.config = cfg
+        self.vocab_size = vocab_size
+        # -- encoder
+        convs: list[nn.Module] = []
+        channels = vocab_size
+        length = cfg.max_length
+        for out_channels, kernel in zip(cfg.conv_channels, cfg.conv_kernels):
+            convs += [nn.Conv1d(channels, out_channels, kernel), nn.Tanh(), nn.BatchNorm1d(out_channels)]
+            channels, length = out_channels, length - kernel + 1
+        self.convs = nn.Sequential(*convs)
+        self.encoder_dense = nn.Sequential(
+            nn.Linear(channels * length, cfg.encoder_hidden), nn.Tanh(), nn.BatchNorm1d(cfg.encoder_hidden)
+        )
+        self.to_mu = nn.Linear(cfg.encoder_hidden, cfg.latent_dim)
+        self.to_logvar = nn.Linear(cfg.encoder_hidden, cfg.latent_dim)
+        # -- decoder
+        self.decoder_dense = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.decoder_hidden), nn.Tanh())
+        self.token_embedding = nn.Embedding(vocab_size, cfg.token_embedding)
+        self.gru = nn.GRU(cfg.decoder_hidden + cfg.token_embedding, cfg.gru_hidden, cfg.gru_layers, batch_first=True)
+        self.to_logits = nn.Linear(cfg.gru_hidden, vocab_size)
+        # -- property predictor (from mu)
+        layers: list[nn.Module] = []
+        width = cfg.latent_dim
+        for _ in range(cfg.property_layers):
+            layers += [nn.Linear(width, cfg.property_hidden), nn.Tanh()]
+            width = cfg.property_hidden
+        layers.append(nn.Linear(width, cfg.num_properties))
+        self.property_head = nn.Sequential(*layers)
+        # property normalisation (dataset mean/std), saved with the weights
+        self.register_buffer("property_mean", torch.zeros(cfg.num_properties))
+        self.register_buffer("property_std", torch.ones(cfg.num_properties))
+
+    @classmethod
+    def from_config(cls, vocab_size: int, config: VAEConfig) -> SmilesVAE:
+        return cls(vocab_size, config)
+
+    # -- encoder ---------------------------------------------------------------------------------
+
+    def encode(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``(batch, max_length)`` token ids -> ``mu, logvar``, each ``(batch, latent_dim)``."""
+        x = F.one_hot(ids.long(), self.vocab_size).to(self.to_mu.weight.dtype)  # (batch, length, vocab)
+        x = self.convs(x.transpose(1, 2))  # (batch, channels, length')
+        h = self.encoder_dense(x.flatten(1))  # (batch, encoder_hidden)
+        return self.to_mu(h), self.to_logvar(h)
+
+    def predict_properties(self, mu: Tensor, *, normalized: bool = False) -> Tensor:
+        """``(batch, latent_dim)`` -> ``(batch, num_properties)`` (in data units unless ``normalized``)."""
+        pred = self.property_head(mu)
+        return pred if normalized else pred * self.property_std + self.property_mean
+
+    # -- decoder ---------------------------------------------------------------------------------
+
+    def decode_logits(self, z: Tensor, ids: Tensor) -> Tensor:
+        """Teacher-forced logits ``(batch, length, vocab)`` for target ids ``(batch, length)``."""
+        batch, length = ids.shape
+        previous = torch.cat([torch.ones_like(ids[:, :1]), ids[:, :-1]], dim=1).long()  # BOS, y_0..y_{T-2}
+        h = self.decoder_dense(z).unsqueeze(1).expand(batch, length, -1)  # (batch, length, decoder_hidden)
+        x = torch.cat([h, self.token_embedding(previous).to(h.dtype)], dim=-1)
+        out, _ = self.gru(x)  # (batch, length, gru_hidden)
+        return self.to_logits(out)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        z: Tensor,
+        *,
+        max_length: int | None = None,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Free-running decoding of ``z`` ``(batch, latent_dim)`` -> ids ``(batch, max_length)``.
+
+        ``temperature=0`` is greedy (argmax); otherwise sample from ``softmax(logits / temperature)``.
+        Rows are padded with 0 after their first pad token.
+        """
+        length = max_length or self.config.max_length
+        batch = z.shape[0]
+        h_z = self.decoder_dense(z).unsqueeze(1)  # (batch, 1, decoder_hidden)
+        token = torch.ones(batch, 1, dtype=torch.long, device=z.device)  # BOS
+        hidden: Tensor | None = None
+        out = torch.zeros(batch, length, dtype=torch.long, device=z.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
+        for t in range(length):
+            x = torch.cat([h_z, self.token_embedding(token).to(h_z.dtype)], dim=-1)  # (batch, 1, input)
+            y, hidden = self.gru(x, hidden)
+            logits = self.to_logits(y[:, 0]).float()  # (batch, vocab)
+            logits[:, 1] = float("-inf")  # never emit BOS
+            if temperature <= 0:
+                nxt = logits.argmax(dim=-1)
+            else:
+                # inverse-CDF sampling with uniforms from ``generator`` (on its own device), so a CPU
+                # generator gives the same molecules on CPU and GPU
+                probs = torch.softmax(logits / temperature, dim=-1)
+                gen_device = generator.device if generator is not None else z.device
+                u = torch.rand(batch, 1, generator=generator, device=gen_device).to(z.device)
+                nxt = (probs.cumsum(dim=-1) < u).sum(dim=-1).clamp_max(probs.shape[-1] - 1)
+            nxt = torch.where(finished, torch.zeros_like(nxt), nxt)
+            out[:, t] = nxt
+            finished |= nxt == 0
+            if bool(finished.all()):
+                break
+            token = nxt.unsqueeze(1)
+        return out
+
+    # -- full pass -------------------------------------------------------------------------------
+
+    def forward(self, ids: Tensor, noise: Tensor | None = None) -> VAEOutput:
+        """Encode, sample ``z`` (``noise`` standard normal; drawn here if None), decode teacher-forced."""
+        mu, logvar = self.encode(ids)
+        if noise is None:
+            noise = torch.randn_like(mu)
+        z = reparameterize(mu, logvar, noise)
+        logits = self.decode_logits(z, ids)
+        return VAEOutput(logits, mu, logvar, z, self.property_head(mu))
