@@ -66,8 +66,8 @@ def test_omniglot_converter_rebuilds_the_reference_rows_from_official_style_pngs
 @needs_data
 def test_vinyals_split_csv_from_the_split_lists_equals_the_reference(shared_data):
     lists = {s: shared_data / f"splits/omniglot-vinyals/{s}.txt" for s in ("train", "val", "test")}
-    with gzip.open(shared_data / "omniglot/omniglot_vinyals_split.csv.gz", "rt") as fh:
-        assert vinyals_split_csv(lists) == fh.read()
+    with gzip.open(shared_data / "omniglot/omniglot_vinyals_split.csv.gz", "rb") as fh:
+        assert vinyals_split_csv(lists).encode() == fh.read()  # bytes: line endings (CRLF) included
 
 
 # --- MNIST ------------------------------------------------------------------------------------------
@@ -186,8 +186,8 @@ def test_zinc_properties_recomputed_with_rdkit_equal_the_reference_rows(shared_d
 
     with gzip.open(shared_data / "zinc250k/250k_rndm_zinc_drugs_clean.smi.gz", "rt") as fh:
         smiles = [line.rstrip("\n") for line in itertools.islice(fh, 25)]
-    with gzip.open(shared_data / "zinc250k/zinc250k_rdkit_props.csv.gz", "rt") as fh:
-        reference = [line.rstrip("\n") for line in itertools.islice(fh, 26)]
+    with gzip.open(shared_data / "zinc250k/zinc250k_rdkit_props.csv.gz", "rt", newline="") as fh:
+        reference = [line.removesuffix("\n") for line in itertools.islice(fh, 26)]  # LF endings
     assert reference[0] == "smiles,logP,qed,SAS"
     assert list(zinc_property_rows(smiles)) == reference[1:]
 

@@ -124,6 +124,7 @@ def test_list_reports_which_files_are_present(shared_data, tmp_path, capsys):
     status = {d["name"]: (d["status"], d["present_files"], d["total_files"]) for d in report["datasets"]}
     assert status["omniglot"] == ("partial", 7, 8)
     assert status["mnist"] == ("absent", 0, 1)
+    assert status["miniimagenet-splits"] == ("absent", 1, 4)  # only the licence it shares with omniglot
     assert main(["data", "list", "--data-dir", str(shared_data)]) == 0
     out = capsys.readouterr().out
     assert all(f"{name}" in out for name in DATASETS) and "absent" not in out

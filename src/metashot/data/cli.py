@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from typing import Any
 
 from metashot.cliutils import add_data_dir, add_json, print_json
@@ -52,12 +53,15 @@ def _progress(args: argparse.Namespace) -> bool:
 def cmd_list(args: argparse.Namespace) -> int:
     root = data_dir(args.data_dir)
     rows: list[dict[str, Any]] = []
+    owners = Counter(f.path for entry in DATASETS.values() for f in entry.files)
     for entry in DATASETS.values():
         files = [{"path": f.path, "size": f.size, "present": (root / f.path).is_file()} for f in entry.files]
         n = sum(f["present"] for f in files)
+        # a file shared with another dataset (a licence) alone does not make this one partial
+        own = sum(f["present"] for f in files if owners[f["path"]] == 1)
         rows.append({
             "name": entry.name,
-            "status": "present" if n == len(files) else ("partial" if n else "absent"),
+            "status": "present" if n == len(files) else ("partial" if own else "absent"),
             "present_files": n,
             "total_files": len(files),
             "description": entry.description,

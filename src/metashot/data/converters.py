@@ -141,7 +141,7 @@ def omniglot_arrays(zip_path: Path, *, label_offset: int | None = None, progress
 
 
 def vinyals_split_csv(split_files: dict[str, Path]) -> str:
-    """``alphabet,character,split`` rows from the Vinyals lists (train, val, test order; rotations dropped)."""
+    """``alphabet,character,split`` csv text from the Vinyals lists (train, val, test order; rotations dropped)."""
     rows, seen = ["alphabet,character,split"], set()
     for split in ("train", "val", "test"):
         for line in split_files[split].read_text(encoding="utf-8").splitlines():
@@ -152,7 +152,7 @@ def vinyals_split_csv(split_files: dict[str, Path]) -> str:
             if key not in seen:
                 seen.add(key)
                 rows.append(f"{key[0]},{key[1]},{split}")
-    return "\n".join(rows) + "\n"
+    return "\r\n".join(rows) + "\r\n"  # CRLF, as Python's csv module writes (and the reference has)
 
 
 def convert_omniglot(sources: dict[str, Path], out: Path, *, progress: bool = True) -> dict[str, str]:

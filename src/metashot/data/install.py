@@ -12,6 +12,7 @@ are recorded in the manifest so that ``metashot data verify`` accepts them later
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -95,6 +96,8 @@ def install_dataset(
         shutil.rmtree(staging, ignore_errors=True)
     if not keep_downloads and not result.skipped:
         shutil.rmtree(downloads, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            downloads.parent.rmdir()  # only if empty
     return result
 
 
