@@ -40,7 +40,7 @@ def _latest_step(run: Path) -> int:
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    victim = _run(killed, "--sleep", "0.05")
+    victim = _run(killed, "--sleep", "0.2")  # slow enough to be killed mid-run even under load
     deadline = time.monotonic() + 120
     while _latest_step(killed) < 9:  # wait for a few checkpoints, then kill mid-run
         assert victim.poll() is None, victim.stderr.read().decode()
