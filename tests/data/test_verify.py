@@ -11,8 +11,6 @@ import pytest
 from metashot.cli import main
 from metashot.data.registry import DATASETS, get_dataset
 
-pytestmark = pytest.mark.needs_shared_data
-
 SMALL = "omniglot"  # 8 files, ~5 MB: cheap to copy
 
 
@@ -30,6 +28,7 @@ def _flip_byte(path: Path, offset: int | None = None) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.needs_shared_data
 def test_verify_passes_on_the_shared_data_for_omniglot_and_mnist(shared_data, capsys):
     assert main(["data", "verify", "omniglot", "mnist", "--data-dir", str(shared_data), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -37,6 +36,7 @@ def test_verify_passes_on_the_shared_data_for_omniglot_and_mnist(shared_data, ca
     assert "all present files verified (9 checks passed)" in out
 
 
+@pytest.mark.needs_shared_data
 @pytest.mark.slow
 def test_verify_passes_on_the_whole_shared_data_directory(shared_data, capsys):
     assert main(["data", "verify", "--data-dir", str(shared_data), "--json", "--no-progress"]) == 0
@@ -46,6 +46,7 @@ def test_verify_passes_on_the_whole_shared_data_directory(shared_data, capsys):
     assert all(f["status"] == "ok" for d in report["datasets"] for f in d["files"])
 
 
+@pytest.mark.needs_shared_data
 @pytest.mark.parametrize("relpath", ["omniglot/omniglot_evaluation.npz", "splits/omniglot-vinyals/val.txt"])
 @pytest.mark.parametrize("offset", [None, 12])  # the middle of the file, and a zip header timestamp byte
 def test_flipping_one_byte_makes_verify_fail_naming_that_file(shared_data, tmp_path, capsys, relpath, offset):
@@ -60,6 +61,7 @@ def test_flipping_one_byte_makes_verify_fail_naming_that_file(shared_data, tmp_p
     assert "metashot data download omniglot --force" in err[0]
 
 
+@pytest.mark.needs_shared_data
 def test_a_truncated_file_is_named_as_truncated(shared_data, tmp_path, capsys):
     root = _copy_dataset(shared_data, tmp_path, SMALL)
     target = root / "omniglot/omniglot_background.npz"
@@ -75,6 +77,7 @@ def test_a_truncated_file_is_named_as_truncated(shared_data, tmp_path, capsys):
     assert report["failed"] == ["omniglot"]
 
 
+@pytest.mark.needs_shared_data
 def test_missing_file_of_a_present_dataset_fails_with_the_download_command(shared_data, tmp_path, capsys):
     root = _copy_dataset(shared_data, tmp_path, SMALL)
     (root / "splits/omniglot-vinyals/test.txt").unlink()
@@ -93,6 +96,7 @@ def test_verify_of_an_empty_data_dir_says_so(tmp_path, capsys):
     assert "no dataset files found" in capsys.readouterr().err
 
 
+@pytest.mark.needs_shared_data
 def test_a_converted_file_recorded_in_the_manifest_is_accepted_but_a_later_flip_is_not(shared_data, tmp_path, capsys):
     from metashot.data.converters import content_digest, write_npz
     from metashot.data.download import sha256_file
@@ -116,6 +120,7 @@ def test_a_converted_file_recorded_in_the_manifest_is_accepted_but_a_later_flip_
     assert main(["data", "verify", SMALL, "--data-dir", str(root), "--no-progress"]) == 1
 
 
+@pytest.mark.needs_shared_data
 def test_list_reports_which_files_are_present(shared_data, tmp_path, capsys):
     root = _copy_dataset(shared_data, tmp_path, SMALL)
     (root / "splits/omniglot-vinyals/test.txt").unlink()
