@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metashot.data.converters import CONVERTERS, content_digest, convert_copy
 from metashot.data.download import download, sha256_file
 from metashot.data.paths import data_dir
-from metashot.data.registry import get_dataset
+from metashot.data.registry import DataFile, get_dataset
 from metashot.data.verify import OK, read_manifest, verify, write_manifest
 from metashot.errors import ChecksumError, DataError
 
@@ -101,7 +102,7 @@ def install_dataset(
     return result
 
 
-def _judge(content_differs: bool, file, produced: Path) -> tuple[str, dict | None]:
+def _judge(content_differs: bool, file: DataFile, produced: Path) -> tuple[str, dict[str, Any] | None]:
     """How a converted file compares with the reference copy; ChecksumError if unacceptably."""
     sha = sha256_file(produced)
     if sha == file.sha256:
