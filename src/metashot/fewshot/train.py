@@ -83,6 +83,9 @@ def train(
     if has_checkpoint(out) and not resume:
         raise UsageError(f"{out} already holds a checkpoint; pass --resume to continue it, or choose another --out")
     seed_everything(config.seed)
+    if dev.type == "cuda":  # fixed shapes: let cuDNN pick the fastest kernels; TF32 matmuls
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
     dataset = load_omniglot(config.train_part, split=config.split, root=data_dir)
     if config.model.method == "baseline":
         config = replace(config, model=replace(config.model, num_classes=dataset.num_classes))
