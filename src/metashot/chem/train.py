@@ -230,8 +230,11 @@ def train(
         )
 
     def epoch_order(epoch: int) -> Tensor:
+        # kept on the CPU: slicing it and looking up lengths needs no device synchronisation
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        return torch.randperm(n_train, generator=g).to(dev)
+        return torch.randperm(n_train, generator=g)
+
+    lengths = (data.train_ids != 0).sum(dim=1)  # (n_train,) tokens per molecule, on the CPU
 
     order = epoch_order(int(state["epoch"]))
     total_steps = max_steps if max_steps is not None else int(config.epochs * steps_per_epoch)
@@ -259,13 +262,15 @@ def train(
             state["epoch"] = int(state["epoch"]) + 1
             state["position"] = 0
             order = epoch_order(int(state["epoch"]))
-        index = order[state["position"] : state["position"] + batch_size]
+        index_cpu = order[state["position"] : state["position"] + batch_size]
+        decode_length = min(length, int(lengths[index_cpu].max()) + 1) if config.trim_padding else length
+        index = index_cpu.to(dev, non_blocking=True)
         x = ids[index].long()  # (batch, max_length)
         weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
         try:
             with _autocast(dev, use_bf16):
-                output = model(x)
-                rec = reconstruction_loss(output.logits, x).mean()
+                output = model(x, decode_length=decode_length)
+                rec = reconstruction_loss(output.logits, x[:, :decode_length]).mean()
                 kl = gaussian_kl(output.mu.float(), output.logvar.float()).mean()
                 prop = (
                     property_loss(output.property_pred, props[index]).mean() / 3.0

@@ -170,11 +170,15 @@ class SmilesVAE(nn.Module):
 
     # -- full pass -------------------------------------------------------------------------------
 
-    def forward(self, ids: Tensor, noise: Tensor | None = None) -> VAEOutput:
-        """Encode, sample ``z`` (``noise`` standard normal; drawn here if None), decode teacher-forced."""
+    def forward(self, ids: Tensor, noise: Tensor | None = None, *, decode_length: int | None = None) -> VAEOutput:
+        """Encode, sample ``z`` (``noise`` standard normal; drawn here if None), decode teacher-forced.
+
+        ``decode_length`` decodes only the first positions (logits ``(batch, decode_length, vocab)``):
+        positions after every molecule's first pad carry no information for free-running decoding.
+        """
         mu, logvar = self.encode(ids)
         if noise is None:
             noise = torch.randn_like(mu)
         z = reparameterize(mu, logvar, noise)
-        logits = self.decode_logits(z, ids)
+        logits = self.decode_logits(z, ids if decode_length is None else ids[:, :decode_length])
         return VAEOutput(logits, mu, logvar, z, self.property_head(mu))

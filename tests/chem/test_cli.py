@@ -1,0 +1,75 @@
+"""`metashot chem ...` end to end with a tiny checkpoint, including bad-input handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metashot.cli import main
+
+pytestmark = pytest.mark.needs_shared_data
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_evaluate_json_has_the_issue_keys_as_fractions(tiny_run: Path, shared_data: Path, capsys) -> None:
+    result = _json(capsys, ["chem", "evaluate", "--checkpoint", str(tiny_run), "--json", "--molecules", "10",
+                            "--decodes", "2", "--prior-samples", "30", "--device", "cpu", "--data-dir", str(shared_data)])
+    for key in ("reconstruction", "validity", "uniqueness", "novelty"):
+        assert result[key] is None or 0.0 <= result[key] <= 1.0, key
+    assert set(result["property_mae"]) == {"logP", "QED", "SAS"}
+    assert result["protocol"]["held_out_molecules"] == 10 and result["protocol"]["prior_samples"] == 30
+
+
+def test_sample_interpolate_perturb_write_json_and_images(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    ck = str(tiny_run)
+    sample = _json(capsys, ["chem", "sample", "--checkpoint", ck, "-n", "20", "--seed", "0", "--json", "--device", "cpu"])
+    assert len(sample["smiles"]) == 20 and 0 <= sample["validity"] <= 1
+    grid = tmp_path / "grid.png"
+    inter = _json(capsys, ["chem", "interpolate", "--checkpoint", ck, "CCO", "c1ccccc1", "--steps", "4",
+                           "--image", str(grid), "--json", "--device", "cpu"])
+    assert [round(r["t"], 3) for r in inter["path"]] == [0.0, 0.333, 0.667, 1.0]
+    assert grid.read_bytes()[:4] == b"\x89PNG"
+    pert = _json(capsys, ["chem", "perturb", "--checkpoint", ck, "CCO", "--radius", "0.5", "-n", "5",
+                          "--decodes", "2", "--image", str(tmp_path / "p.png"), "--json", "--device", "cpu"])
+    assert pert["input"] == "CCO"
+    assert all(r["count"] >= 1 for r in pert["molecules"])
+
+
+@pytest.mark.parametrize("method", ["bo", "gradient"])
+def test_optimize_returns_best_molecules_with_properties(tiny_run: Path, shared_data: Path, method: str, capsys) -> None:
+    result = _json(capsys, ["chem", "optimize", "--checkpoint", str(tiny_run), "--objective", "qed-sas",
+                            "--iterations", "2", "--batch", "3", "--initial", "20", "--method", method, "--json",
+                            "--device", "cpu", "--data-dir", str(shared_data)])
+    assert len(result["history"]) == 3
+    assert result["history"] == sorted(result["history"])
+    assert result["best"] and {"smiles", "score", "QED", "SAS", "logP"} <= set(result["best"][0])
+
+
+@pytest.mark.parametrize(
+    ("smiles", "reason"),
+    [
+        ("C1CC", "invalid SMILES 'C1CC'"),
+        ("", "empty SMILES"),
+        ("CC[Xe]", "token 'X' at index 3 is not in the model's vocabulary"),
+        ("C" * 130, "has 130 tokens; the model allows at most 120"),
+    ],
+)
+def test_bad_input_prints_one_line_naming_the_input_and_exits_2(tiny_run: Path, smiles: str, reason: str,
+                                                                capsys) -> None:
+    capsys.readouterr()
+    code = main(["chem", "interpolate", "--checkpoint", str(tiny_run), smiles, "CCO", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert reason in err and err.count("\n") == 1
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["chem", "sample", "--checkpoint", str(tmp_path / "nope"), "-n", "2"]) == 1
+    assert "no such checkpoint folder" in capsys.readouterr().err
