@@ -33,26 +33,22 @@ _compiled: dict[str, _Recurrence] = {}
 def recurrence_fn(backend: str = "auto", device_type: str = "cpu") -> _Recurrence:
     """The time loop :func:`functional.gated_lstm_recurrence`, scripted/compiled per ``backend``.
 
-    ``auto`` = TorchScript on CUDA (it fuses the element-wise step and removes per-step Python
-    overhead) when scripting works, and the plain Python loop (``eager``) on CPU, where
-    ``benchmarks/plstm_speed.py`` measured no gain from scripting. ``compile`` compiles one step
-    with ``torch.compile`` (slow to warm up).
+    ``auto`` = the plain Python loop (``eager``): ``benchmarks/plstm_speed.py`` measured no gain
+    from TorchScript on CPU, and TorchScript's profiling executor re-specialises when the sequence
+    length changes from batch to batch. ``script`` (TorchScript) and ``compile`` (``torch.compile``
+    of one step; slow to warm up) are there to be measured.
     """
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "eager" or (backend == "auto" and device_type != "cuda"):
+    if backend in ("eager", "auto"):
         return F.gated_lstm_recurrence
     if backend in _compiled:
         return _compiled[backend]
     fn: _Recurrence = F.gated_lstm_recurrence
-    if backend in ("auto", "script"):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.compile
-                fn = torch.jit.script(F.gated_lstm_recurrence)
-        except Exception:  # noqa: BLE001 - any scripting failure falls back to the plain loop
-            if backend == "script":
-                raise
+    if backend == "script":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.compile
+            fn = torch.jit.script(F.gated_lstm_recurrence)
     elif backend == "compile":
         step = torch.compile(F.gated_lstm_step, dynamic=False)
 
