@@ -153,3 +153,34 @@ def test_invalid_arguments_raise_usage_errors():
         PhasedLSTM(1, 4, backend="cuda-magic")
     with pytest.raises(UsageError, match="times must have"):
         PhasedLSTM(1, 4)(torch.randn(5, 2, 1), torch.arange(4.0))
+
+
+def test_fused_recurrence_matches_autograd_and_passes_gradcheck():
+    from metashot.rnn.functional import gated_lstm_recurrence
+    from metashot.rnn.fused import gated_lstm_recurrence_fused
+
+    g = torch.Generator().manual_seed(6)
+    steps, batch, hidden = 6, 3, 4
+
+    def rand(*shape, uniform=False):
+        draw = torch.rand if uniform else torch.randn
+        return draw(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    args = (rand(steps, batch, 4 * hidden), rand(steps, batch, hidden, uniform=True), rand(batch, hidden),
+            rand(batch, hidden), rand(4 * hidden, hidden))
+    for fused, reference in zip(gated_lstm_recurrence_fused(*args), gated_lstm_recurrence(*args)):
+        torch.testing.assert_close(fused, reference)
+    assert torch.autograd.gradcheck(gated_lstm_recurrence_fused, args)
+
+
+def test_fused_and_eager_layers_give_the_same_gradients():
+    torch.manual_seed(3)
+    fused = PhasedLSTM(2, 5, num_layers=2, backend="fused", r_on=0.4, dtype=torch.float64)
+    eager = PhasedLSTM(2, 5, num_layers=2, backend="eager", r_on=0.4, dtype=torch.float64)
+    eager.load_state_dict(fused.state_dict())
+    x, times = torch.randn(10, 3, 2, dtype=torch.float64), torch.cumsum(torch.rand(10, 3, dtype=torch.float64), 0)
+    for model in (fused, eager):
+        out, (h_n, c_n) = model(x, times, lengths=torch.tensor([10, 4, 7]))
+        (out.square().sum() + h_n.sum() + c_n.sum()).backward()
+    for (name, a), b in zip(fused.named_parameters(), eager.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)

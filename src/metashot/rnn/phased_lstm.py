@@ -16,12 +16,13 @@ from torch import Tensor, nn
 
 from metashot.errors import TimestampError, UsageError
 from metashot.rnn import functional as F
+from metashot.rnn.fused import gated_lstm_recurrence_fused
 
 # Smallest period and open ratio the forward pass will use (the parameters themselves are
 # projected back into range by ``constrain_()`` after each optimizer step).
 MIN_PERIOD = 1e-3
 MIN_R_ON = 1e-3
-BACKENDS = ("auto", "script", "eager", "compile")
+BACKENDS = ("auto", "fused", "eager", "script", "compile")
 
 _Recurrence = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 _compiled: dict[str, _Recurrence] = {}
@@ -33,14 +34,17 @@ _compiled: dict[str, _Recurrence] = {}
 def recurrence_fn(backend: str = "auto", device_type: str = "cpu") -> _Recurrence:
     """The time loop :func:`functional.gated_lstm_recurrence`, scripted/compiled per ``backend``.
 
-    ``auto`` = the plain Python loop (``eager``): ``benchmarks/plstm_speed.py`` measured no gain
-    from TorchScript on CPU, and TorchScript's profiling executor re-specialises when the sequence
-    length changes from batch to batch. ``script`` (TorchScript) and ``compile`` (``torch.compile``
-    of one step; slow to warm up) are there to be measured.
+    ``auto`` = ``fused`` (:mod:`metashot.rnn.fused`: a hand-written backward pass, the fastest in
+    ``benchmarks/plstm_speed.py``) when gradients are needed; ``eager`` is the plain Python loop
+    through autograd (the reference). ``script`` (TorchScript; its profiling executor re-specialises
+    when the sequence length changes) and ``compile`` (``torch.compile`` of one step, slow to warm
+    up) are there to be measured.
     """
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend in ("eager", "auto"):
+    if backend in ("fused", "auto"):
+        return gated_lstm_recurrence_fused
+    if backend == "eager":
         return F.gated_lstm_recurrence
     if backend in _compiled:
         return _compiled[backend]
