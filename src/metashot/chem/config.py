@@ -63,6 +63,10 @@ class TrainConfig:
         default=False,
         metadata={"help": "decode each batch only up to its longest molecule + 1 (the paper decodes all 120)"},
     )
+    bucket_by_length: bool = field(
+        default=False,
+        metadata={"help": "batch molecules of similar length together (with trim_padding: ~2x faster decoding)"},
+    )
     precision: str = field(default="bf16", metadata={"help": "bf16 or fp32 autocast on CUDA (CPU: fp32)"})
     eval_every: int = field(default=500, metadata={"help": "steps between held-out evaluations"})
     checkpoint_every: int = field(default=2000, metadata={"help": "steps between checkpoints"})
@@ -90,12 +94,14 @@ PRESETS: dict[str, TrainConfig] = {
     # The GPU run (one H100, ~8 minutes): paper sizes; larger batch with a sqrt-scaled learning rate
     # and a KL schedule compressed to the ~15-30 epochs that fit in the budget.
     "paper-fast": TrainConfig(batch_size=512, lr=7e-4, epochs=100.0, kl_midpoint=4.0, kl_slope=1.0, eval_every=1000,
-                              eval_molecules=500, checkpoint_every=5000, trim_padding=True),
+                              eval_molecules=500, checkpoint_every=5000, trim_padding=True,
+                              bucket_by_length=True),
     # CPU fallback (2 shared cores): smaller GRU and latent, same data and max length. Labelled reduced.
     "reduced": TrainConfig(
         model=VAEConfig(latent_dim=64, encoder_hidden=128, decoder_hidden=128, gru_hidden=192, gru_layers=2,
                         property_hidden=64),
         batch_size=128, lr=1e-3, epochs=20.0, kl_midpoint=2.0, kl_slope=2.0, eval_every=250, trim_padding=True,
+        bucket_by_length=True,
         checkpoint_every=250, eval_molecules=200, label="reduced",
     ),
     # Unit tests and smoke runs.

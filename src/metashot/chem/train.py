@@ -229,12 +229,23 @@ def train(
             state=dict(state),
         )
 
+    lengths = (data.train_ids != 0).sum(dim=1)  # (n_train,) tokens per molecule, on the CPU
+
     def epoch_order(epoch: int) -> Tensor:
         # kept on the CPU: slicing it and looking up lengths needs no device synchronisation
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        return torch.randperm(n_train, generator=g)
-
-    lengths = (data.train_ids != 0).sum(dim=1)  # (n_train,) tokens per molecule, on the CPU
+        perm = torch.randperm(n_train, generator=g)
+        if not config.bucket_by_length:
+            return perm
+        # sort within random chunks of 64 batches, cut into batches, shuffle the batches: every batch
+        # holds molecules of similar length, the epoch still visits every molecule once
+        chunk = batch_size * 64
+        parts = [p[torch.argsort(lengths[p], stable=True)] for p in perm.split(chunk)]
+        perm = torch.cat(parts)
+        n_batches = n_train // batch_size
+        batches = perm[: n_batches * batch_size].view(n_batches, batch_size)
+        batches = batches[torch.randperm(n_batches, generator=g)]
+        return torch.cat([batches.reshape(-1), perm[n_batches * batch_size :]])
 
     order = epoch_order(int(state["epoch"]))
     total_steps = max_steps if max_steps is not None else int(config.epochs * steps_per_epoch)
@@ -263,7 +274,9 @@ def train(
             state["position"] = 0
             order = epoch_order(int(state["epoch"]))
         index_cpu = order[state["position"] : state["position"] + batch_size]
-        decode_length = min(length, int(lengths[index_cpu].max()) + 1) if config.trim_padding else length
+        # decode up to the longest molecule's end marker, rounded up to a multiple of 8 (fewer shapes
+        # for cuDNN autotuning)
+        decode_length = min(length, -(-(int(lengths[index_cpu].max()) + 1) // 8) * 8) if config.trim_padding else length
         index = index_cpu.to(dev, non_blocking=True)
         x = ids[index].long()  # (batch, max_length)
         weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
