@@ -15,7 +15,7 @@ def test_report_evaluates_checkpoints_like_the_cli_and_writes_figures(tmp_path):
                              epochs=2, epoch_size=16, batch_size=8, eval_examples=16)
         train(config, checkpoints / f"{model}-frequency-async", device="cpu", show_progress=False)
     report = build_report(ReportOptions(out_dir=tmp_path / "out", quick=True, device="cpu", checkpoints_dir=checkpoints))
-    assert report.system == "rnn" and len(report.claims) == 6
+    assert report.system == "rnn" and len(report.claims) == 5
     assert all(f.path.is_file() and f.path.stat().st_size > 1000 for f in report.figures)
     cli = evaluate_checkpoint(checkpoints / "plstm-frequency-async", num_examples=500, seed=0, device="cpu")
     assert report.results["runs"]["plstm-async"]["accuracy"] == cli["accuracy"]
