@@ -29,8 +29,13 @@ def default_checkpoints_dir() -> Path:
     """``checkpoints/`` of the source checkout holding metashot, else ``./checkpoints``."""
     import metashot
 
-    repo = Path(metashot.__file__).resolve().parents[2]
-    return repo / "checkpoints" if (repo / "checkpoints").is_dir() else Path("checkpoints")
+    found = Path(metashot.__file__).resolve().parents[2] / "checkpoints"
+    if not found.is_dir():
+        return Path("checkpoints")
+    try:  # relative to the working directory when possible: the report's commands stay short
+        return found.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return found
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -207,9 +207,14 @@ margin:12px 0;font-weight:600}
 .banner b{letter-spacing:.08em}
 section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:18px 20px;margin:18px 0}
 table{border-collapse:collapse;width:100%;margin:10px 0}
+table.claims{table-layout:fixed}
+table.claims col.c-claim{width:27%}table.claims col.c-paper{width:13%}table.claims col.c-ours{width:17%}
+table.claims col.c-cmd{width:32%}table.claims col.c-status{width:11%}
+table.claims code{display:block;white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;padding:4px 6px}
 th,td{border-bottom:1px solid var(--line);padding:7px 9px;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-size:13px;text-transform:uppercase;letter-spacing:.03em;color:#424a53}
-td.num{white-space:nowrap}
+table.summary td.num{white-space:nowrap}
+table.claims td{overflow-wrap:anywhere}
 .raw{display:block;color:var(--info);font-size:12px;font-family:ui-monospace,Menlo,Consolas,monospace}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;background:#f6f8fa;
 border:1px solid var(--line);border-radius:4px;padding:1px 4px;word-break:break-word;white-space:pre-wrap}
@@ -220,10 +225,11 @@ border:1px solid var(--line);border-radius:4px;padding:1px 4px;word-break:break-
 .gap{display:block;color:var(--bad);font-size:12.5px;font-weight:600;margin-top:3px}
 .box{border-radius:6px;padding:10px 14px;margin:10px 0}
 .box.missing{border:1px solid var(--line)}.box.failed{border:1px solid #ff8182}
-.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:16px;margin-top:12px}
-figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px;background:#fff}
-figure img{width:100%;height:auto;display:block}
-figcaption{font-size:13px;color:#424a53;margin-top:6px}
+.figs{display:flex;flex-wrap:wrap;gap:16px;margin-top:14px;align-items:flex-start}
+figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px;background:#fff;max-width:100%;
+flex:0 1 auto}
+figure img{max-width:100%;height:auto;display:block;margin:0 auto}
+figcaption{font-size:13px;color:#424a53;margin-top:6px;max-width:100%}
 .nofig{color:var(--bad);padding:30px 8px;text-align:center}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0;font-size:13.5px}
 dl.meta dt{color:var(--info)}dl.meta dd{margin:0;word-break:break-all}
@@ -236,6 +242,16 @@ a{color:#0969da}
 def _data_uri(path: Path) -> str:
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _pixel_width(path: Path) -> int | None:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return int(image.width)
+    except Exception:  # not an image PIL can read: let the browser size it
+        return None
 
 
 def _html_claim_row(c: Claim) -> str:
@@ -268,7 +284,8 @@ def _html_system(o: SystemOutcome) -> str:
     elif o.status == "pending":
         parts.append('<div class="box missing">Not run yet: the report is rewritten as each system finishes.</div>')
     if o.report.claims:
-        parts.append("<table class=claims><thead><tr><th>Claim</th><th>Paper</th><th>Ours</th><th>Command</th>"
+        parts.append("<table class=claims><colgroup><col class=c-claim><col class=c-paper><col class=c-ours>"
+                     "<col class=c-cmd><col class=c-status></colgroup><thead><tr><th>Claim</th><th>Paper</th><th>Ours</th><th>Command</th>"
                      "<th>Status</th></tr></thead><tbody>")
         parts += [_html_claim_row(c) for c in o.report.claims]
         parts.append("</tbody></table>")
@@ -278,12 +295,15 @@ def _html_system(o: SystemOutcome) -> str:
         parts.append("<div class=figs>")
         for fig in o.report.figures:
             path = figure_file(fig, o.out_dir)
+            width = _pixel_width(path) if path.is_file() else None
             if path.is_file():
                 img = f'<img src="{_data_uri(path)}" alt="{escape(fig.title, quote=True)}">'
             else:
                 img = f'<div class=nofig>figure file not found: {escape(str(path))}</div>'
             caption = f"<b>{escape(fig.title)}</b>" + (f". {escape(fig.caption)}" if fig.caption else "")
-            parts.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
+            # The figure box is as wide as the image (at most the page), so the caption wraps under it.
+            style = f' style="width:min(100%,{width + 18}px)"' if width else ""
+            parts.append(f"<figure{style}>{img}<figcaption>{caption}</figcaption></figure>")
         parts.append("</div>")
     if o.report.notes:
         parts.append("<ul class=notes>" + "".join(f"<li>{escape(n)}</li>" for n in o.report.notes) + "</ul>")
