@@ -239,6 +239,11 @@ a{color:#0969da}
 """
 
 
+def _inline(text: str) -> str:
+    """Escape ``text`` for HTML, showing `backticked` spans as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
+
+
 def _data_uri(path: Path) -> str:
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
@@ -275,10 +280,10 @@ def _html_system(o: SystemOutcome) -> str:
              f"{_status_label(o)}</span> &middot; {o.seconds:.1f} s</p>"]
     if o.status == "missing":
         fix = fix_command(o.message)
-        parts.append(f'<div class="box missing"><b>Missing.</b> {escape(o.message)}'
+        parts.append(f'<div class="box missing"><b>Missing.</b> {_inline(o.message)}'
                      + (f"<br>Fix: <code>{escape(fix)}</code>" if fix else "") + "</div>")
     elif o.status == "failed":
-        parts.append(f'<div class="box failed"><b>Failed.</b> {escape(o.message)}'
+        parts.append(f'<div class="box failed"><b>Failed.</b> {_inline(o.message)}'
                      + (f"<details><summary>traceback</summary><pre>{escape(o.traceback)}</pre></details>"
                         if o.traceback else "") + "</div>")
     elif o.status == "pending":
@@ -306,7 +311,7 @@ def _html_system(o: SystemOutcome) -> str:
             parts.append(f"<figure{style}>{img}<figcaption>{caption}</figcaption></figure>")
         parts.append("</div>")
     if o.report.notes:
-        parts.append("<ul class=notes>" + "".join(f"<li>{escape(n)}</li>" for n in o.report.notes) + "</ul>")
+        parts.append("<ul class=notes>" + "".join(f"<li>{_inline(n)}</li>" for n in o.report.notes) + "</ul>")
     parts.append("</section>")
     return "\n".join(parts)
 
