@@ -23,20 +23,27 @@ mkdir -p "$dest/eval" "$dest/logs"
 train_minutes=$(awk -v m="$MINUTES" 'BEGIN { t = m * 0.75; if (m - 1.5 > 0 && m - 1.5 < t) t = m - 1.5; printf "%.2f", t }')
 echo "rnn: device=$DEVICE budget=${MINUTES} min, training ${train_minutes} min per run"
 
-runs=(plstm:standard lstm:standard bnlstm:standard plstm:high_resolution lstm:high_resolution
-      plstm:async lstm:async bnlstm:async)
+# model:task:sampling -- the frequency task under the paper's three samplings, and the adding task
+# (long sequences, 490-510 steps).
+runs=(plstm:frequency:standard lstm:frequency:standard bnlstm:frequency:standard
+      plstm:frequency:high_resolution lstm:frequency:high_resolution
+      plstm:frequency:async lstm:frequency:async bnlstm:frequency:async
+      plstm:adding:async lstm:adding:async)
+run_name() { IFS=: read -r model task sampling <<< "$1"
+  if [ "$task" = frequency ]; then echo "$model-frequency-$sampling"; else echo "$model-$task"; fi; }
 pids=()
 for run in "${runs[@]}"; do
-  model="${run%%:*}"; sampling="${run##*:}"; name="$model-frequency-$sampling"
-  $PY -m metashot.cli rnn train --task frequency --sampling "$sampling" --model "$model" \
+  IFS=: read -r model task sampling <<< "$run"; name=$(run_name "$run")
+  extra=(); [ "$task" = adding ] && extra=(--period-init-range 2.718 403.4)  # exp(U(1, 6)) for long sequences
+  $PY -m metashot.cli rnn train --task "$task" --sampling "$sampling" --model "$model" \
       --epochs 70 --epoch-size "$EPOCH_SIZE" --eval-examples "$EVAL_EXAMPLES" --out "$dest/$name" --resume --device "$DEVICE" \
-      --max-minutes "$train_minutes" --no-progress --json > "$dest/logs/$name.train.json" 2> "$dest/logs/$name.log" &
+      --max-minutes "$train_minutes" --no-progress --json "${extra[@]}" > "$dest/logs/$name.train.json" 2> "$dest/logs/$name.log" &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || echo "rnn: a training process exited with $?"; done
 
 for run in "${runs[@]}"; do
-  model="${run%%:*}"; sampling="${run##*:}"; name="$model-frequency-$sampling"
+  name=$(run_name "$run")
   $PY -m metashot.cli rnn evaluate --checkpoint "$dest/$name" --json --examples "$TEST_EXAMPLES" --device "$DEVICE" \
       > "$dest/eval/$name.json" 2>> "$dest/logs/$name.log" &
 done
@@ -50,7 +57,7 @@ for name, r in summary.items():
     print(f"{name:34s} accuracy {r['accuracy']:.4f}  step {r['step']}  open {r.get('open_update_fraction', '-')}")
 PYEOF
 if [ "$DEVICE" = cuda ]; then
-  timeout 120 $PY benchmarks/plstm_speed.py --device all --repeats 5 --warmup 3 \
+  timeout 120 $PY benchmarks/plstm_speed.py --device cuda --backends eager fused script --repeats 5 --warmup 3 \
       --json-out "$dest/plstm_speed.json" > "$dest/logs/speed.log" 2>&1 || echo "rnn: benchmark failed or timed out"
   cat "$dest/logs/speed.log"
 fi

@@ -30,6 +30,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=list_models(), default=None, help="plstm (default), lstm or bnlstm")
     p.add_argument("--hidden-size", type=positive_int, default=None, help="hidden units (default 110)")
     p.add_argument("--num-layers", type=positive_int, default=None)
+    p.add_argument("--period-init-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="Phased LSTM: tau ~ log-uniform in [LOW, HIGH] (default e..e^3, the paper's frequency task)")
+    p.add_argument("--r-on", type=float, default=None, help="Phased LSTM: initial open ratio (default 0.05)")
+    p.add_argument("--leak", type=float, default=None, help="Phased LSTM: alpha while training (default 1e-3)")
     p.add_argument("--epochs", type=positive_int, default=None, help="epochs (default 70)")
     p.add_argument("--epoch-size", type=positive_int, default=None, help="examples per epoch (default 10000)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="default 32")
@@ -69,7 +73,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                 base[key] = value
     task_flags = {"name": args.task, "sampling": args.sampling, "min_length": args.min_length,
                   "max_length": args.max_length}
-    model_flags = {"model": args.model, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
+    model_flags = {"model": args.model, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
+                   "r_on": args.r_on, "leak": args.leak,
+                   "period_init_range": None if args.period_init_range is None else list(args.period_init_range)}
     top_flags = {"epochs": args.epochs, "epoch_size": args.epoch_size, "batch_size": args.batch_size, "lr": args.lr,
                  "grad_clip": args.grad_clip, "eval_examples": args.eval_examples, "seed": args.seed}
     base["task"].update({k: v for k, v in task_flags.items() if v is not None})
