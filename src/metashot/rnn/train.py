@@ -1,5 +1,5 @@
 """Training loop for the Phased LSTM tasks: epochs of freshly generated sequences, Adam, a test
-evaluation after every epoch (the accuracy-vs-epoch curve of the paper's figure 3), exact resume.
+evaluation after every epoch (the paper's accuracy-vs-epoch curve), exact resume.
 
 Run folder: ``config.json``, ``metrics.jsonl`` (one record per epoch: ``epoch``, ``test_accuracy``,
 ``train_loss``, ...), ``latest`` -> ``checkpoint-NNNNNNNN/`` (model, optimizer, RNG states).
