@@ -24,7 +24,8 @@ set -u
 : "${OUT:?set OUT to the output folder}"
 MINUTES="${MINUTES:-8}"
 DEVICE="${FEWSHOT_DEVICE:-cuda}"
-CAL_STEPS="${FEWSHOT_CALIBRATION_STEPS:-150}"
+CAL_STEPS="${FEWSHOT_CALIBRATION_STEPS:-400}"
+CAL_LOG=$(( CAL_STEPS / 4 > 0 ? CAL_STEPS / 4 : 1 ))
 EPISODES="${FEWSHOT_EPISODES:-1000}"
 PY="${PYTHON:-python3}"
 export PYTHONPATH="$(pwd)/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -48,7 +49,7 @@ NAMES=(matching-1shot matching-5shot matching-fce-1shot protonet-1shot protonet-
 # --- 1. calibration: steps/s of each run under the real (concurrent) load ---
 for name in "${NAMES[@]}"; do
   $PY -m metashot.cli fewshot train ${ARGS[$name]} --dataset omniglot --out "$dir/calibration/$name" \
-    --steps 1000000 --max-steps "$CAL_STEPS" --device "$DEVICE" --no-progress --json --seed 0 \
+    --steps 1000000 --max-steps "$CAL_STEPS" --log-every "$CAL_LOG" --device "$DEVICE" --no-progress --json --seed 0 \
     > "$dir/calibration/$name.json" 2> "$dir/logs/$name.calibration.log" &
 done
 wait
@@ -60,17 +61,23 @@ echo "fewshot: calibration took $(( now - start ))s; training for ${train_second
 # --- 2. training, all runs at once ---
 pids=()
 for name in "${NAMES[@]}"; do
-  steps=$($PY - "$dir/calibration/$name.json" "$train_seconds" <<'EOF'
+  steps=$($PY - "$dir/calibration/$name" "$train_seconds" <<'EOF'
 import json, sys
-try:
-    info = json.load(open(sys.argv[1]))
-    per_step = info["config"]["episodes_per_step"] if info["config"]["model"]["method"] != "baseline" else 1
-    steps_per_second = info["episodes_per_second"] / per_step
-except Exception:  # calibration failed: a guess that --max-minutes will cut anyway
-    steps_per_second = 20.0
-# Calibration includes warm-up (cuDNN autotune), so the steady rate is a little higher; 0.9 keeps
-# the schedule inside the budget when the load changes.
-print(max(4, int(0.9 * steps_per_second * float(sys.argv[2]))))
+from pathlib import Path
+run, seconds = Path(sys.argv[1]), float(sys.argv[2])
+try:  # steady-state rate from the metrics lines (skips start-up and cuDNN autotuning)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    first, last = lines[0], lines[-1]
+    steps_per_second = (last["step"] - first["step"]) / (last["seconds"] - first["seconds"])
+except Exception:
+    try:  # fewer than two metrics lines: the whole-run average from the JSON summary
+        info = json.loads(Path(str(run) + ".json").read_text())
+        per_step = info["config"]["episodes_per_step"] if info["config"]["model"]["method"] != "baseline" else 1
+        steps_per_second = info["episodes_per_second"] / per_step
+    except Exception:  # calibration failed: a guess that --max-minutes will cut anyway
+        steps_per_second = 20.0
+# 0.85 keeps the schedule inside the budget when the load changes (start-up also counts).
+print(max(4, int(0.85 * steps_per_second * seconds)))
 EOF
 )
   decay=$(( steps / 4 > 0 ? steps / 4 : 1 ))
