@@ -77,3 +77,17 @@ def test_a_batch_with_bad_molecules_reports_them_and_keeps_the_rest() -> None:
     assert [b.index for b in bad] == [1, 2, 4, 5]
     assert "unclosed ring" in bad[0].reason and "empty" in bad[1].reason
     assert "not in the model's vocabulary" in bad[2].reason and "at most 50" in bad[3].reason
+
+
+def test_novelty_index_finds_training_molecules_written_differently() -> None:
+    pytest.importorskip("rdkit")
+    from metashot.chem.metrics import NoveltyIndex, evaluate_samples
+
+    train = ["OCC", "C1=CC=CC=C1Cl", "CC(=O)Nc1ccccc1"]  # not in canonical form
+    index = NoveltyIndex(train)
+    assert "CCO" in index and "Clc1ccccc1" in index and "CC(=O)Nc1ccccc1" in index
+    assert "CCN" not in index
+    result = evaluate_samples(["CCO", "CCO", "CCN", "C1CC", ""], train=train)
+    assert result["validity"] == pytest.approx(3 / 5)
+    assert result["uniqueness"] == pytest.approx(2 / 3)
+    assert result["novelty"] == pytest.approx(1 / 2)
