@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# GPU run of metashot.chem (run by the lead):  OUT=... METASHOT_DATA=... MINUTES=8 bash scripts/device/chem.sh
+# Afterwards, here:                            bash scripts/device/chem.sh finish OUT
+#
 # GPU run of metashot.chem: train the paper-size SMILES VAE on ZINC-250k for $MINUTES, then decode
 # the evaluation set (held-out reconstructions + prior samples) on the GPU. Scoring with RDKit
 # (validity, uniqueness, novelty) happens afterwards on a machine with RDKit:
@@ -9,12 +12,36 @@
 # Writes $OUT/chem/: chem-vae-zinc/ (fp16 weights + config.json + state.json, ~8.5 MB),
 # metrics.jsonl, train.json, decodes.json, evaluate.json, train.log.
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")/../.." && pwd)"
+
+# --- after the GPU run, here (with RDKit): bash scripts/device/chem.sh finish GPU_OUT_DIR -------------
+# Copies GPU_OUT_DIR/chem/{chem-vae-zinc,metrics.jsonl,decodes.json,...} into checkpoints/ and
+# results/chem/, then scores the GPU decodes with RDKit (same code as `metashot chem evaluate`).
+if [ "${1:-}" = "finish" ]; then
+  SRC="${2:?usage: chem.sh finish GPU_OUT_DIR}/chem"
+  REPO="${REPO:-$HERE}"
+  PY="${PYTHON:-$REPO/.venv/bin/python}"
+  CK="$REPO/checkpoints/chem-vae-zinc"
+  RES="$REPO/results/chem"
+  mkdir -p "$CK" "$RES"
+  cp "$SRC/chem-vae-zinc/config.json" "$SRC/chem-vae-zinc/state.json" "$SRC/chem-vae-zinc/model.safetensors" "$CK/"
+  cp "$SRC/metrics.jsonl" "$RES/gpu_metrics.jsonl"
+  cp "$SRC/decodes.json" "$RES/gpu_decodes.json"
+  cp "$SRC/train.json" "$RES/gpu_train.json"
+  cp "$SRC/evaluate.json" "$RES/gpu_evaluate_nordkit.json"
+  [ -f "$SRC/speed_cuda.json" ] && cp "$SRC/speed_cuda.json" "$RES/speed_cuda.json"
+  PYTHONPATH="$REPO/src:${PYTHONPATH:-}" "$PY" -m metashot.cli chem evaluate --checkpoint "$CK" \
+    --from-decodes "$RES/gpu_decodes.json" --json > "$RES/evaluate_gpu.json"
+  cat "$RES/evaluate_gpu.json"
+  exit 0
+fi
+
 : "${OUT:?set OUT}"
 : "${METASHOT_DATA:?set METASHOT_DATA}"
 MINUTES="${MINUTES:-8}"
 DEVICE="${CHEM_DEVICE:-cuda}"
 PY="${PYTHON:-python3}"
-export PYTHONPATH="${PYTHONPATH:-}:$(cd "$(dirname "$0")/../.." && pwd)/src"
+export PYTHONPATH="${PYTHONPATH:-}:$HERE/src"
 DEST="$OUT/chem"
 RUN="${TMPDIR:-/tmp}/metashot-chem-run-$$"
 mkdir -p "$DEST"
@@ -40,7 +67,7 @@ echo "chem: decoding the evaluation set" >&2
 rm -rf "$RUN"
 if [ "${CHEM_BENCH:-1}" = "1" ]; then
   echo "chem: speed benchmark (ours only: the MOSES peer needs its wheel, not on this machine)" >&2
-  "$PY" "$(dirname "$0")/../../benchmarks/chem_speed.py" --device "$DEVICE" --steps "${CHEM_BENCH_STEPS:-10}" \
+  "$PY" "$HERE/benchmarks/chem_speed.py" --device "$DEVICE" --steps "${CHEM_BENCH_STEPS:-10}" \
     --batch 256 --decode 1000 --out "$DEST/speed_${DEVICE}.json" >&2 || echo "chem: benchmark failed (ignored)" >&2
 fi
 echo "chem: done" >&2
