@@ -184,3 +184,13 @@ def test_fused_and_eager_layers_give_the_same_gradients():
         (out.square().sum() + h_n.sum() + c_n.sum()).backward()
     for (name, a), b in zip(fused.named_parameters(), eager.parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_fused_forward_without_gradients_equals_the_training_path():
+    plstm = PhasedLSTM(1, 6, r_on=0.3, dtype=torch.float64)
+    x, times = torch.randn(12, 2, 1, dtype=torch.float64), torch.arange(12.0).unsqueeze(1).expand(12, 2)
+    with_grad = plstm(x, times)
+    with torch.no_grad():
+        without = plstm(x, times)
+    torch.testing.assert_close(without[0], with_grad[0].detach())
+    torch.testing.assert_close(without[1], tuple(t.detach() for t in with_grad[1]))

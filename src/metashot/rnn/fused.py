@@ -86,10 +86,30 @@ class _GatedLSTMRecurrence(torch.autograd.Function):
         return grad_gates, grad_k, dh, dc, grad_w
 
 
+@torch.no_grad()
+def _forward_only(input_gates: Tensor, openness: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The same loop keeping nothing but the outputs (evaluation: no (T, B, 4H) activation buffers)."""
+    hidden = h.shape[-1]
+    outputs = input_gates.new_empty(input_gates.shape[0], h.shape[0], hidden)
+    w_t = weight_hh.t()
+    for t in range(input_gates.shape[0]):
+        pre = torch.addmm(input_gates[t], h, w_t)
+        act = torch.sigmoid(pre)
+        i, f, o = act[:, :hidden], act[:, hidden : 2 * hidden], act[:, 3 * hidden :]
+        cand = torch.addcmul(f * c, i, torch.tanh(pre[:, 2 * hidden : 3 * hidden]))
+        c = torch.lerp(c, cand, openness[t])
+        h = torch.lerp(h, o * torch.tanh(cand), openness[t])
+        outputs[t] = h
+    return outputs, h, c
+
+
 def gated_lstm_recurrence_fused(
     input_gates: Tensor, openness: Tensor, hidden: Tensor, cell: Tensor, weight_hh: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Same contract as :func:`metashot.rnn.functional.gated_lstm_recurrence` (time-major):
     ``input_gates (T, B, 4H)``, ``openness (T, B, H)``, ``hidden, cell (B, H)``, ``weight_hh (4H, H)``
     -> ``(outputs (T, B, H), h_T, c_T)``. Not twice differentiable."""
+    args = (input_gates, openness, hidden, cell, weight_hh)
+    if not (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return _forward_only(*args)
     return _GatedLSTMRecurrence.apply(input_gates.contiguous(), openness.contiguous(), hidden, cell, weight_hh)
