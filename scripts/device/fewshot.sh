@@ -21,6 +21,83 @@
 #   OUT=/tmp/fs MINUTES=0.4 FEWSHOT_DEVICE=cpu FEWSHOT_CALIBRATION_STEPS=3 FEWSHOT_EPISODES=10 \
 #     PYTHONPATH=src METASHOT_DATA=../shared/data bash scripts/device/fewshot.sh
 set -u
+# --- install mode: copy a finished GPU run into the repository -------------------------------------
+#   bash scripts/device/fewshot.sh --install /path/to/extracted/fewshot
+# (the fewshot/ folder of the unpacked results tarball; ../machine.txt beside it names the card).
+# Writes checkpoints/omniglot-*/ (config.json, model.safetensors, state.json, metrics.jsonl, README.md
+# with the exact commands), results/fewshot/gpu/*.json, and the results table in docs/fewshot.md.
+# An existing CPU checkpoint in checkpoints/omniglot-matching-5way1shot/ moves to ...-cpu/.
+if [ "${1:-}" = "--install" ]; then
+  PYTHONPATH="$(pwd)/src${PYTHONPATH:+:$PYTHONPATH}" exec "${PYTHON:-python3}" - "${2:?folder}" <<'EOF'
+import json, shutil, subprocess, sys
+from pathlib import Path
+
+from metashot.fewshot.report import results_table
+
+src = Path(sys.argv[1])
+machine = (src.parent / "machine.txt").read_text().strip() if (src.parent / "machine.txt").exists() else "unknown"
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+summary = json.loads((src / "summary.json").read_text())
+folders = {
+    "omniglot-matching-5way1shot": "matching-1shot", "omniglot-matching-20way1shot": "matching-1shot",
+    "omniglot-matching-5way5shot": "matching-5shot", "omniglot-matching-20way5shot": "matching-5shot",
+    "omniglot-matching-fce-1shot": "matching-fce-1shot", "omniglot-protonet-1shot": "protonet-1shot",
+    "omniglot-protonet-5shot": "protonet-5shot", "omniglot-baseline": "baseline",
+}
+cpu = Path("checkpoints/omniglot-matching-5way1shot")
+if (cpu / "README.md").exists() and "CPU run" in (cpu / "README.md").read_text():
+    target = Path("checkpoints/omniglot-matching-5way1shot-cpu")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.move(str(cpu), target)
+for folder, run in folders.items():
+    run_dir = src / "runs" / run
+    if not (run_dir / "latest").exists():
+        print(f"skip {folder}: {run_dir} has no checkpoint")
+        continue
+    ckpt = run_dir / (run_dir / "latest").read_text().strip()
+    dest = Path("checkpoints") / folder
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors", "state.json"):
+        shutil.copy(ckpt / name, dest / name)
+    if (run_dir / "metrics.jsonl").exists():
+        shutil.copy(run_dir / "metrics.jsonl", dest / "metrics.jsonl")
+    command = (src / "runs" / f"{run}.command").read_text().strip()
+    command = command.replace(str(src / "runs"), "runs").replace("python3 -m metashot.cli", "metashot")
+    train = json.loads((src / "runs" / f"{run}.json").read_text() or "{}")
+    evals = [r for r in summary if r.get("model") == run and r.get("accuracy") is not None]
+    twins = [f for f, r in folders.items() if r == run and f != folder]
+    lines = [f"# {folder}", "", f"GPU run of `scripts/device/fewshot.sh` (run `{run}`), seed 0, on: {machine}.",
+             f"Installed at commit {commit}.", "", "Trained with:", "", "```", command, "```", "",
+             f"Steps done: {train.get('step')} in {train.get('seconds')} s "
+             f"({train.get('episodes_per_second')} training episodes/s, shared GPU); stopped by the time budget: "
+             f"{train.get('stopped_early')}."]
+    if twins:
+        lines += ["", f"The same weights are in {', '.join(twins)}: one model per shot count, trained with more "
+                  "ways than tested, serves both 5-way and 20-way tests."]
+    lines += ["", "| test setting | accuracy | command |", "|---|---|---|"]
+    for r in evals:
+        cmd = f"metashot fewshot evaluate --checkpoint checkpoints/{folder} --way {r['way']} --shot {r['shot']} --episodes {r['episodes']} --seed 0 --json"
+        lines.append(f"| {r['way']}-way {r['shot']}-shot | {100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}% | `{cmd}` |")
+    (dest / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"installed {folder} <- {ckpt}")
+gpu = Path("results/fewshot/gpu")
+gpu.mkdir(parents=True, exist_ok=True)
+for f in (src / "results").glob("*.json"):
+    shutil.copy(f, gpu / f.name)
+shutil.copy(src / "summary.json", gpu / "summary.json")
+for f in (src / "runs").glob("*.command"):
+    shutil.copy(f, gpu / f.name)
+(gpu / "machine.txt").write_text(machine + "\n")
+table = results_table(summary, f"GPU run of `scripts/device/fewshot.sh` on {machine.splitlines()[1] if len(machine.splitlines()) > 1 else machine}; raw JSON in `results/fewshot/gpu/`.")
+doc = Path("docs/fewshot.md")
+text = doc.read_text()
+start, end = "<!-- gpu-results:start -->", "<!-- gpu-results:end -->"
+if start in text and end in text:
+    text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
+    doc.write_text(text)
+print(table)
+EOF
+fi
 : "${OUT:?set OUT to the output folder}"
 MINUTES="${MINUTES:-8}"
 DEVICE="${FEWSHOT_DEVICE:-cuda}"

@@ -214,3 +214,34 @@ def _episode_figure(checkpoint: Path, options: ReportOptions, path: Path) -> Fig
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Figure("One test episode", path, "Top row: support set; below: queries, predicted class and probability.")
+
+
+# --- the docs' results table -------------------------------------------------------------------------
+
+
+def results_table(rows: list[dict[str, Any]], source: str) -> str:
+    """A markdown table method x setting (ours ± CI, paper in brackets) from evaluation JSONs.
+
+    Args:
+        rows: ``evaluate_setting`` results, each with an extra ``model`` key (``matching-1shot``, ...).
+        source: one line saying where the numbers come from (card, run, commit).
+    """
+    model_to_method = {"matching-1shot": "matching", "matching-5shot": "matching", "matching-fce-1shot": "matching-fce",
+                       "protonet-1shot": "protonet", "protonet-5shot": "protonet", "baseline": "baseline",
+                       "pixels": "pixels"}
+    cells: dict[tuple[str, int, int], str] = {}
+    for r in rows:
+        method = model_to_method.get(r.get("model", ""), r.get("method", ""))
+        if r.get("accuracy") is None or method not in LABELS:
+            continue
+        paper = PAPER.get(method.replace("-fce", ""), {}).get((r["way"], r["shot"]))
+        ours = f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"
+        cells[(method, r["way"], r["shot"])] = ours + (f" ({paper})" if paper is not None else "")
+    header = "| method | " + " | ".join(f"{w}-way {s}-shot" for w, s in SETTINGS) + " |"
+    lines = [source, "", header, "|---|" + "---|" * len(SETTINGS)]
+    for method, label in LABELS.items():
+        if any(k[0] == method for k in cells):
+            lines.append(f"| {label} | " + " | ".join(cells.get((method, w, s), "-") for w, s in SETTINGS) + " |")
+    lines += ["", "Ours: accuracy % ± 95% CI over 1000 test episodes (seed 0, 15 queries per class); "
+              "in brackets the paper's number (Vinyals et al. Table 1; Prototypical Networks: Snell et al. 2017)."]
+    return "\n".join(lines)
