@@ -29,7 +29,8 @@ def draw_grid(
     with rdBase.BlockLogs():
         for s in smiles:
             mol = Chem.MolFromSmiles(s) if s else None
-            mols.append(mol if mol is not None else Chem.Mol())
+            # invalid / empty: a lone '*' atom, so the cell keeps its legend (RDKit drops legends of empty mols)
+            mols.append(mol if mol is not None else Chem.MolFromSmiles("*"))
     if not mols:
         raise UsageError("nothing to draw: no molecules")
     image = Draw.MolsToGridImage(

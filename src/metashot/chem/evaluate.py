@@ -221,7 +221,8 @@ def run_interpolate(checkpoint: str, smiles_a: str, smiles_b: str, *, steps: int
     if image:
         from metashot.chem.draw import draw_grid
 
-        draw_grid(canon, image, legends=[f"t={t:.2f}" + ("" if c else " (invalid)") for t, c in zip(ts, canon)])
+        legends = [f"t={t:.2f}" + ("" if c else " (invalid)") for t, c in zip(ts, canon)]
+        draw_grid([a, *canon, b], image, legends=["A (input)", *legends, "B (input)"], per_row=5)
     return {"a": a, "b": b, "method": method, "path": rows,
             "valid_fraction": sum(c is not None for c in canon) / steps, "image": image}
 

@@ -78,7 +78,8 @@ def build_report(options: ReportOptions) -> SystemReport:
     use_decodes = decodes if (label != "reduced" and not options.train) else None
     result, cmd = _evaluate(main_ck, options, use_decodes)
     report.results["main"] = result
-    size = "paper-size SMILES model" if result.get("label") != "reduced" else "REDUCED CPU model"
+    label = result.get("label")
+    size = {"paper": "paper-size SMILES model", "reduced": "REDUCED CPU model"}.get(str(label), f"{label} model")
     report.claims.append(_claim(f"Reconstruction, held-out ZINC ({size})",
                                 f"{_pct(CHAR_VAE_RECON)} (char VAE, re-measured); goal ≥ 76%", result["reconstruction"],
                                 GOAL_RECON, cmd, CHAR_VAE_RECON))
