@@ -91,3 +91,19 @@ def test_novelty_index_finds_training_molecules_written_differently() -> None:
     assert result["validity"] == pytest.approx(3 / 5)
     assert result["uniqueness"] == pytest.approx(2 / 3)
     assert result["novelty"] == pytest.approx(1 / 2)
+
+
+def test_every_selfies_decoding_of_an_untrained_model_is_a_valid_molecule() -> None:
+    pytest.importorskip("selfies")
+    pytest.importorskip("rdkit")
+    from metashot.chem import latent
+    from metashot.chem.config import PRESETS
+    from metashot.chem.metrics import evaluate_samples
+    from metashot.chem.vae import SmilesVAE
+
+    vocab = SmilesVocab.from_smiles(SMILES, tokenizer="selfies", max_length=120)
+    torch.manual_seed(0)
+    model = SmilesVAE(len(vocab), PRESETS["tiny"].model).eval()
+    z = torch.randn(100, model.config.latent_dim)
+    strings = latent.decode(model, vocab, z, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert evaluate_samples(strings)["validity"] == 1.0

@@ -78,7 +78,7 @@ def decode(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, temperature: floa
     out: list[str] = []
     for start in range(0, z.shape[0], batch_size):
         ids = model.generate(z[start : start + batch_size].to(_device(model)), temperature=temperature,
-                             generator=generator)
+                             generator=generator, first_token_mask=vocab.first_token_mask())
         out.extend(vocab.decode_batch(ids.cpu()))
     return out
 

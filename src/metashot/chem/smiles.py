@@ -155,6 +155,10 @@ class SmilesVocab:
         """Collect the tokens of ``smiles`` (sorted, so the vocabulary does not depend on order)."""
         probe = cls([], tokenizer=tokenizer, max_length=max_length)
         seen: set[str] = set()
+        if tokenizer == "selfies":
+            import selfies
+
+            seen.update(selfies.get_semantic_robust_alphabet())
         for s in smiles:
             seen.update(probe.tokenize(s))
         return cls(sorted(seen), tokenizer=tokenizer, max_length=max_length)
@@ -182,6 +186,15 @@ class SmilesVocab:
     @property
     def bos(self) -> int:
         return 1
+
+    def first_token_mask(self) -> Tensor | None:
+        """``(vocab,)`` bool: tokens a decoding may start with (SELFIES: atoms only, so every decoding is a
+        non-empty molecule); None when any token may start."""
+        if self.tokenizer != "selfies":
+            return None
+        mask = torch.tensor([not (t.startswith(("[Branch", "[=Branch", "[#Branch", "[Ring", "[=Ring", "[#Ring"))
+                                  or t in (PAD, BOS, "[nop]", ".")) for t in self.tokens])
+        return mask if bool(mask.any()) else None
 
     # -- strings <-> tokens ---------------------------------------------------------------------
 

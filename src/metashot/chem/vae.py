@@ -133,11 +133,13 @@ class SmilesVAE(nn.Module):
         max_length: int | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        first_token_mask: Tensor | None = None,
     ) -> Tensor:
         """Free-running decoding of ``z`` ``(batch, latent_dim)`` -> ids ``(batch, max_length)``.
 
         ``temperature=0`` is greedy (argmax); otherwise sample from ``softmax(logits / temperature)``.
-        Rows are padded with 0 after their first pad token.
+        Rows are padded with 0 after their first pad token. ``first_token_mask`` ``(vocab,)`` bool limits
+        the first token (SELFIES: an atom, so no decoding is empty).
         """
         length = max_length or self.config.max_length
         batch = z.shape[0]
@@ -151,6 +153,10 @@ class SmilesVAE(nn.Module):
             y, hidden = self.gru(x, hidden)
             logits = self.to_logits(y[:, 0]).float()  # (batch, vocab)
             logits[:, 1] = float("-inf")  # never emit BOS
+            if t == 0:
+                logits[:, 0] = float("-inf")  # a molecule has at least one token (no empty decodings)
+                if first_token_mask is not None:
+                    logits[:, ~first_token_mask.to(logits.device)] = float("-inf")
             if temperature <= 0:
                 nxt = logits.argmax(dim=-1)
             else:
