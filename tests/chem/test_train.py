@@ -12,13 +12,12 @@ from metashot.chem.config import preset
 from metashot.chem.train import export_weights, load_model, train
 from metashot.errors import UsageError
 
-pytestmark = pytest.mark.needs_shared_data
-
 
 def _losses(run: Path) -> list[float]:
     return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
 
 
+@pytest.mark.needs_shared_data
 def test_tiny_training_run_reduces_the_loss(tiny_run: Path) -> None:
     losses = _losses(tiny_run)
     # step 1 vs step 50 of 60: a tiny GRU learns the SMILES alphabet and the padding quickly
@@ -26,6 +25,7 @@ def test_tiny_training_run_reduces_the_loss(tiny_run: Path) -> None:
     assert losses[-1] < 0.6 * losses[0]
 
 
+@pytest.mark.needs_shared_data
 def test_resume_continues_from_the_checkpoint_and_refuses_to_overwrite(tmp_path: Path, shared_data: Path) -> None:
     cfg = preset("tiny", max_molecules=300, eval_every=1000)
     run = tmp_path / "run"
@@ -37,6 +37,7 @@ def test_resume_continues_from_the_checkpoint_and_refuses_to_overwrite(tmp_path:
     assert second.step == 5
 
 
+@pytest.mark.needs_shared_data
 def test_export_writes_fp16_weights_that_load_back(tiny_run: Path, tmp_path: Path) -> None:
     out = export_weights(tiny_run, tmp_path / "export")
     model, vocab, cfg = load_model(out)
@@ -45,3 +46,21 @@ def test_export_writes_fp16_weights_that_load_back(tiny_run: Path, tmp_path: Pat
     ids = vocab.encode_batch(["CCO", "c1ccccc1"])
     full.eval()
     assert torch.allclose(model.encode(ids)[0], full.encode(ids)[0], atol=5e-2)
+
+
+def test_gru_precision_choice_runs_and_leaves_the_model_unchanged() -> None:
+    # the CUDA speed switch, exercised on the CPU (bf16 autocast): whichever variant wins, the
+    # weights, batch-norm statistics and RNG state are as before
+    from metashot.chem.train import _choose_gru_precision
+    from metashot.chem.vae import SmilesVAE
+
+    torch.manual_seed(0)
+    model = SmilesVAE(12, preset("tiny").model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randint(0, 12, (4, model.config.max_length))
+    rng = torch.get_rng_state()
+    ok = _choose_gru_precision(model, x, torch.device("cpu"))
+    assert isinstance(ok, bool) and isinstance(model.gru_in_fp32, bool)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(p.grad is None for p in model.parameters())

@@ -146,6 +146,51 @@ def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.devic
 # the loop
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _choose_gru_precision(model: SmilesVAE, x: Tensor, device: torch.device) -> bool:
+    """Time a few bf16-autocast steps with the GRU in bf16 and in fp32; keep the faster.
+
+    Returns False when bf16 autocast fails both ways (train in fp32 then). Leaves no trace: batch-norm
+    statistics and the RNG state are restored afterwards (exact resume).
+    """
+    timings: dict[bool, float] = {}
+    saved_state = {k: v.clone() for k, v in model.state_dict().items()}
+    saved_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+    for gru_fp32 in (False, True):
+        model.gru_in_fp32 = gru_fp32
+        try:
+            start = time.perf_counter()
+            for repeat in range(4):
+                if repeat == 1:  # the first step warms up (cuDNN plans, allocations)
+                    _sync(device)
+                    start = time.perf_counter()
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    out = model(x)
+                    loss = reconstruction_loss(out.logits, x).mean() + gaussian_kl(out.mu.float(), out.logvar.float()).mean()
+                loss.backward()
+            _sync(device)
+            timings[gru_fp32] = time.perf_counter() - start
+        except RuntimeError as exc:
+            logger.warning("bf16 autocast with gru_in_fp32=%s failed: %s", gru_fp32, str(exc).splitlines()[0])
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict(saved_state)
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(saved_rng, device)
+    else:
+        torch.set_rng_state(saved_rng)
+    if not timings:
+        model.gru_in_fp32 = False
+        return False
+    model.gru_in_fp32 = min(timings, key=timings.__getitem__)
+    logger.info("bf16 autocast, GRU in %s (3 steps: %s)", "fp32/TF32" if model.gru_in_fp32 else "bf16",
+                {("gru fp32" if k else "gru bf16"): round(v, 4) for k, v in timings.items()})
+    return True
+
+
 def _autocast(device: torch.device, use_bf16: bool):
     if device.type == "cuda" and use_bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -230,6 +275,8 @@ def train(
         )
 
     lengths = (data.train_ids != 0).sum(dim=1)  # (n_train,) tokens per molecule, on the CPU
+    if use_bf16:
+        use_bf16 = _choose_gru_precision(model, ids[:batch_size].long(), dev)
 
     def epoch_order(epoch: int) -> Tensor:
         # kept on the CPU: slicing it and looking up lengths needs no device synchronisation
@@ -318,7 +365,7 @@ def train(
             record: dict[str, Any] = {
                 "epoch": round(epoch_float, 4), "loss": avg[0], "reconstruction_nll": avg[1], "kl": avg[2],
                 "property_mse": avg[3], "kl_weight": weight, "molecules_per_second": molecules_since / max(now - tick, 1e-9),
-                "bf16": use_bf16,
+                "bf16": use_bf16, "gru_fp32": bool(model.gru_in_fp32) if use_bf16 else True,
             }
             if step % config.eval_every == 0:
                 record.update(quick_eval(model, data, config.eval_molecules, dev))

@@ -95,6 +95,7 @@ class SmilesVAE(nn.Module):
         # property normalisation (dataset mean/std), saved with the weights
         self.register_buffer("property_mean", torch.zeros(cfg.num_properties))
         self.register_buffer("property_std", torch.ones(cfg.num_properties))
+        self.gru_in_fp32 = False  # speed switch under autocast (see decode_logits); not a parameter
 
     @classmethod
     def from_config(cls, vocab_size: int, config: VAEConfig) -> SmilesVAE:
@@ -122,7 +123,13 @@ class SmilesVAE(nn.Module):
         previous = torch.cat([torch.ones_like(ids[:, :1]), ids[:, :-1]], dim=1).long()  # BOS, y_0..y_{T-2}
         h = self.decoder_dense(z).unsqueeze(1).expand(batch, length, -1)  # (batch, length, decoder_hidden)
         x = torch.cat([h, self.token_embedding(previous).to(h.dtype)], dim=-1)
-        out, _ = self.gru(x)  # (batch, length, gru_hidden)
+        if self.gru_in_fp32 and torch.is_autocast_enabled():
+            # cuDNN only runs bf16 GRUs from cuDNN 9.13 on; older builds fall back to a slow per-step
+            # kernel, so the trainer may keep the GRU in fp32 (TF32) while the rest runs in bf16
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                out, _ = self.gru(x.float())  # (batch, length, gru_hidden)
+        else:
+            out, _ = self.gru(x)  # (batch, length, gru_hidden)
         return self.to_logits(out)
 
     @torch.no_grad()
