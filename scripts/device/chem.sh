@@ -33,6 +33,8 @@ if [ "${1:-}" = "finish" ]; then
   PYTHONPATH="$REPO/src:${PYTHONPATH:-}" "$PY" -m metashot.cli chem evaluate --checkpoint "$CK" \
     --from-decodes "$RES/gpu_decodes.json" --json > "$RES/evaluate_gpu.json"
   cat "$RES/evaluate_gpu.json"
+  PYTHONPATH="$REPO/src:${PYTHONPATH:-}" "$PY" -c \
+    "from metashot.chem.report import write_gpu_summary; print(write_gpu_summary('$RES', '$CK'))"
   exit 0
 fi
 

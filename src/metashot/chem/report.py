@@ -129,3 +129,74 @@ def build_report(options: ReportOptions) -> SystemReport:
     if options.quick:
         report.notes.append("quick mode: fewer held-out molecules / prior samples / BO iterations than the paper.")
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# results/chem/README.md after a GPU run (`scripts/device/chem.sh finish OUT`)
+
+
+def write_gpu_summary(results_dir: str | Path, checkpoint_dir: str | Path) -> Path:
+    """Write ``results_dir/README.md`` from the files ``chem.sh finish`` copied (measured numbers only)."""
+    results = Path(results_dir)
+    ev = json.loads((results / "evaluate_gpu.json").read_text())
+    tr = json.loads((results / "gpu_train.json").read_text())
+    state = json.loads((Path(checkpoint_dir) / "state.json").read_text())
+    metrics = [json.loads(line) for line in (results / "gpu_metrics.jsonl").read_text().splitlines() if line.strip()]
+    rates = [m["molecules_per_second"] for m in metrics if "molecules_per_second" in m and m["step"] > 1]
+    gru = next((("fp32/TF32" if m["gru_fp32"] else "bf16") for m in reversed(metrics) if "gru_fp32" in m), "?")
+    mae = ev.get("property_mae") or {}
+    proto = ev["protocol"]
+    lines = [
+        "# chem results: paper-size SMILES VAE on ZINC-250k (GPU run)",
+        "",
+        f"Trained with `scripts/device/chem.sh` (preset `paper-fast`, seed 0): {tr['step']} steps, "
+        f"{tr['epoch']:.2f} epochs in {state.get('train_seconds', 0) / 60:.1f} min of training "
+        f"(stopped: {tr['stopped_because']}); median {sorted(rates)[len(rates) // 2] if rates else 0:.0f} "
+        f"molecules/s; bf16 autocast with the GRU in {gru}.",
+        "",
+        "| metric | ours | character VAE (re-measured) | goal (issue 5) |",
+        "|---|---|---|---|",
+        f"| reconstruction, {proto['held_out_molecules']} held-out molecules (greedy from the mean) | "
+        f"{_pct(ev['reconstruction'])} | {_pct(CHAR_VAE_RECON)} | ≥ 76% |",
+        f"| reconstruction, {proto['decodes_per_molecule']} posterior samples per molecule | "
+        f"{_pct(ev.get('reconstruction_sampled'))} | | |",
+        f"| valid SMILES from {proto['prior_samples']} prior samples (greedy) | {_pct(ev['validity'])} | "
+        f"{_pct(CHAR_VAE_VALID)} | ≥ 80% |",
+        f"| uniqueness of the valid prior samples | {_pct(ev['uniqueness'])} | | |",
+        f"| novelty of the valid prior samples | {_pct(ev['novelty'])} | | |",
+    ]
+    if mae:
+        lines.append(f"| property MAE logP / QED / SAS | {mae['logP']:.3f} / {mae['QED']:.3f} / {mae['SAS']:.3f} | | |")
+    lines += [
+        "",
+        "Held-out molecules: the last 10% of the ZINC-250k file (never trained on). Decoding happened on the",
+        "GPU (`results/chem/gpu_decodes.json`); the scoring with RDKit here:",
+        "",
+        "```bash",
+        "metashot chem evaluate --checkpoint checkpoints/chem-vae-zinc --from-decodes results/chem/gpu_decodes.json --json",
+        "```",
+        "",
+        "Files: `gpu_train.json` (training summary), `gpu_metrics.jsonl` (loss, KL, held-out token accuracy",
+        "during training), `evaluate_gpu.json` (the numbers above), `speed_*.json` (benchmarks/chem_speed.py).",
+    ]
+    out = results / "README.md"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ck_lines = [
+        "# chem-vae-zinc: the paper-size SMILES VAE trained on ZINC-250k",
+        "",
+        "Inference-only copy (fp16 weights, `config.json` with the vocabulary and training config, `state.json`)",
+        f"of a run of {tr['step']} steps / {tr['epoch']:.2f} epochs on one NVIDIA H100 (seed 0). Made with:",
+        "",
+        "```bash",
+        "OUT=gpu-out METASHOT_DATA=../shared/data MINUTES=8 bash scripts/device/chem.sh",
+        "# which runs:",
+        "metashot chem train --dataset zinc250k --preset paper-fast --out RUN --device cuda --max-minutes $((MINUTES-1.1)) --seed 0",
+        "# then, here:",
+        "bash scripts/device/chem.sh finish gpu-out",
+        "```",
+        "",
+        "Load it with `metashot.chem.train.load_model('checkpoints/chem-vae-zinc')` or any `metashot chem ...",
+        "--checkpoint checkpoints/chem-vae-zinc` command. Measured numbers: `results/chem/README.md`.",
+    ]
+    (Path(checkpoint_dir) / "README.md").write_text("\n".join(ck_lines) + "\n", encoding="utf-8")
+    return out
