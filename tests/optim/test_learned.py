@@ -62,7 +62,8 @@ def test_state_dict_round_trips_exactly_through_safetensors_tensors(quadratic_ne
     opt = LearnedOptimizer(model.parameters(), net=quadratic_net)
     train(opt, 3)
     saved_model = {k: v.clone() for k, v in model.state_dict().items()}
-    flat = optimizer_tensors(opt.state_dict())
+    # Like Adam's exp_avg, the LSTM state is updated in place: snapshot it as a save to disk would.
+    flat = {k: v.clone() for k, v in optimizer_tensors(opt.state_dict()).items()}
     train(opt, 2)
     expected = {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -104,8 +105,9 @@ def test_learned_optimizer_handles_any_parameter_shape_and_float64(quadratic_net
     assert not torch.equal(p.detach(), before)
 
 
-def test_step_gives_identical_parameters_to_the_meta_training_unroll(quadratic_net):
-    problem = QuadraticTask(num_problems=4).sample(123)
+@pytest.mark.parametrize("num_problems", [4, 1000])  # 40 coordinates: one block; 10,000: three blocks
+def test_step_gives_identical_parameters_to_the_meta_training_unroll(quadratic_net, num_problems):
+    problem = QuadraticTask(num_problems=num_problems).sample(123)
     k = 7
     _, _, state = unroll(quadratic_net, problem, init_state(quadratic_net, problem.init()), k)
 

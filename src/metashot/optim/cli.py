@@ -48,6 +48,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--output-scale", type=float, default=None, help="output scale of the update (0.1)")
     p.add_argument("--meta-batch-size", type=positive_int, default=None,
                    help="independent problems per epoch (quadratic only; default 128 there)")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="start from a meta-trained optimizer's weights (fine-tune, e.g. on another task)")
     add_json(p)
     p.set_defaults(func=_meta_train)
 
@@ -109,6 +111,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         show_progress=not args.no_progress,
         meta_batch_size=args.meta_batch_size,
+        init_from=args.init_from,
     )
     summary = {**result.__dict__, "config": to_dict(config)}
     if args.json:

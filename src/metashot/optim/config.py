@@ -19,7 +19,7 @@ class LSTMOptimizerConfig:
     preprocess_p: float = field(default=10.0, metadata={"help": "p of the log-sign preprocessing (paper: 10)"})
     output_scale: float = field(default=0.1, metadata={"help": "update = output_scale * linear(h) (paper: 0.1)"})
     chunk_size: int | None = field(
-        default=16384, metadata={"help": "coordinates per block (cache-sized working set); None = all at once"}
+        default=4096, metadata={"help": "coordinates per block (cache-sized working set); None = all at once"}
     )
 
     def __post_init__(self) -> None:

@@ -79,8 +79,39 @@ class CoordinatewiseLSTM(nn.Module):
             preprocess=cfg.preprocess,
             p=cfg.preprocess_p,
             output_scale=cfg.output_scale,
-            chunk_size=cfg.chunk_size,
+            chunk_size=self._chunk_size(grad),
         )
+
+    def _chunk_size(self, grad: Tensor) -> int | None:
+        # Blocks keep the CPU working set in cache; on a GPU one launch over all coordinates is faster.
+        return self.config.chunk_size if grad.device.type == "cpu" else None
+
+    @torch.no_grad()
+    def update_(self, grad: Tensor, h: Tensor, c: Tensor) -> Tensor:
+        """Deployment step: like :meth:`forward`, but writes the new state into ``h`` and ``c``.
+
+        Processes ``chunk_size`` coordinates at a time and overwrites each block's state in place,
+        so the peak memory is the state plus one block's buffers (not two copies of the state).
+        The values equal :meth:`forward`'s: the same :func:`lstm_update` runs on the same blocks.
+
+        Returns:
+            ``(n,)`` update.
+        """
+        cfg = self.config
+        n = grad.shape[0]
+        step = self._chunk_size(grad) or max(n, 1)
+        update = torch.empty_like(grad)
+        weights, biases = list(self.weights), list(self.biases)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            block, h_block, c_block = lstm_update(
+                grad[start:stop], h[:, start:stop], c[:, start:stop], weights, biases, self.out_weight,
+                self.out_bias, preprocess=cfg.preprocess, p=cfg.preprocess_p, output_scale=cfg.output_scale,
+            )
+            update[start:stop] = block
+            h[:, start:stop] = h_block
+            c[:, start:stop] = c_block
+        return update
 
     # -- persistence -------------------------------------------------------------------------------
 

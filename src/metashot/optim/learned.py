@@ -94,7 +94,7 @@ class LearnedOptimizer(Optimizer):
                     state["step"] = torch.tensor(0.0)
                     state["h"], state["c"] = net.initial_state(p.numel(), device=p.device)
                 grad = p.grad.reshape(-1).to(net.out_weight.dtype)
-                update, state["h"], state["c"] = net(grad, state["h"], state["c"])
+                update = net.update_(grad, state["h"], state["c"])  # state updated in place
                 p.add_(update.view_as(p).to(p.dtype), alpha=group["lr"])
                 state["step"] += 1
         return loss

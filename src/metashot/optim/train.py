@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ from metashot.training import (
 from metashot.training.checkpoint import load_optimizer_tensors, optimizer_tensors
 
 logger = logging.getLogger(__name__)
+
+
+_RUNTIME_FIELDS = ("num_epochs", "eval_every", "checkpoint_every", "fuse_parameters", "max_consecutive_failures")
 
 
 @dataclass
@@ -88,6 +91,7 @@ def meta_train(
     data_dir: str | None = None,
     show_progress: bool = True,
     meta_batch_size: int | None = None,
+    init_from: str | Path | None = None,
 ) -> MetaTrainResult:
     """Meta-train an optimizer for ``config.task``; checkpoints, metrics and ``best/`` go to ``run_dir``.
 
@@ -95,6 +99,8 @@ def meta_train(
         max_steps: stop after this many unrolls in total (counting those before a resume).
         meta_batch_size: independent problems per epoch, summed (quadratic only; default 128 for it,
             as in DeepMind's released code, else 1).
+        init_from: start from the weights of this meta-trained optimizer (fine-tuning, e.g. on
+            another task); its architecture replaces ``config.net``.
     """
     run_dir = Path(run_dir)
     if has_checkpoint(run_dir) and not resume:
@@ -108,7 +114,12 @@ def meta_train(
     val_task = make_task(config.task, data_dir=data_dir)
 
     torch.manual_seed(seed)
-    net = CoordinatewiseLSTM(config.net).to(device)
+    if init_from is not None and not resume:
+        net = CoordinatewiseLSTM.from_pretrained(init_from).to(device)
+        config = replace(config, net=net.config)
+        logger.info("initialised from %s", init_from)
+    else:
+        net = CoordinatewiseLSTM(config.net).to(device)
     meta_opt = torch.optim.Adam(net.parameters(), lr=config.meta_lr)
     generator = torch.Generator().manual_seed(seed)
     step, epoch, skipped, best_val, best_epoch = 0, 0, 0, math.inf, -1
@@ -117,9 +128,11 @@ def meta_train(
     if resume and has_checkpoint(run_dir):
         ckpt = load_checkpoint(run_dir, map_location=device)
         saved = from_dict(MetaTrainConfig, ckpt.config)
-        if saved != config:
-            logger.warning("resuming with the checkpoint's config (the one given differs)")
-            config = saved
+        # Schedule/runtime fields may change on resume; everything that defines the model stays.
+        runtime = {k: getattr(config, k) for k in _RUNTIME_FIELDS}
+        if replace(saved, **runtime) != replace(config, **{k: getattr(saved, k) for k in _RUNTIME_FIELDS}):
+            logger.warning("resuming with the checkpoint's config (the given one differs beyond %s)", _RUNTIME_FIELDS)
+        config = replace(saved, **runtime)
         net = CoordinatewiseLSTM(config.net).to(device)
         net.load_state_dict(ckpt.group("model"))
         meta_opt = torch.optim.Adam(net.parameters(), lr=config.meta_lr)
