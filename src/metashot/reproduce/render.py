@@ -168,10 +168,11 @@ def render_markdown(outcomes: list[SystemOutcome], metadata: dict[str, Any], rep
                 "device", "seed", "total_seconds"):
         if metadata.get(key) is not None:
             lines.append(f"- **{key.replace('_', ' ')}**: `{metadata[key]}`")
-    lines += ["", "| system | status | met | not met | wall time |", "|---|---|---|---|---|"]
+    lines += ["", "| system | status | met | not met | info | missing | wall time |", "|---|---|---|---|---|---|---|"]
     for o in outcomes:
         n = claim_counts(o)
-        lines.append(f"| [{o.system}](#{o.system}) | {_status_label(o)} | {n['met']} | {n['not met']} | {o.seconds:.1f} s |")
+        lines.append(f"| [{o.system}](#{o.system}) | {_status_label(o)} | {n['met']} | {n['not met']} | {n['info']} | {n['missing']} "
+                     f"| {o.seconds:.1f} s |")
     for o in outcomes:
         lines += ["", f'<a id="{o.system}"></a>', "", f"## {o.report.title} (`{o.system}`)", "",
                   f"Status: **{_status_label(o)}**, {o.seconds:.1f} s.", ""]
@@ -208,13 +209,13 @@ margin:12px 0;font-weight:600}
 section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:18px 20px;margin:18px 0}
 table{border-collapse:collapse;width:100%;margin:10px 0}
 table.claims{table-layout:fixed}
-table.claims col.c-claim{width:27%}table.claims col.c-paper{width:13%}table.claims col.c-ours{width:17%}
-table.claims col.c-cmd{width:32%}table.claims col.c-status{width:11%}
+table.claims col.c-claim{width:25%}table.claims col.c-paper{width:13%}table.claims col.c-ours{width:17%}
+table.claims col.c-cmd{width:30%}table.claims col.c-status{width:15%}
 table.claims code{display:block;white-space:pre-wrap;overflow-wrap:anywhere;word-break:normal;padding:4px 6px}
 th,td{border-bottom:1px solid var(--line);padding:7px 9px;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-size:13px;text-transform:uppercase;letter-spacing:.03em;color:#424a53}
 table.summary td.num{white-space:nowrap}
-table.claims td{overflow-wrap:anywhere}
+table.claims td{overflow-wrap:break-word}
 .raw{display:block;color:var(--info);font-size:12px;font-family:ui-monospace,Menlo,Consolas,monospace}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;background:#f6f8fa;
 border:1px solid var(--line);border-radius:4px;padding:1px 4px;word-break:break-word;white-space:pre-wrap}
@@ -223,6 +224,8 @@ border:1px solid var(--line);border-radius:4px;padding:1px 4px;word-break:break-
 .notmet,.failed{color:var(--bad);background:var(--bad-bg)}
 .info,.missing,.pending{color:var(--info);background:var(--info-bg)}
 .gap{display:block;color:var(--bad);font-size:12.5px;font-weight:600;margin-top:3px}
+.gap.quiet{color:var(--info);font-weight:400}
+tr.row-missing td{color:var(--info)}
 .box{border-radius:6px;padding:10px 14px;margin:10px 0}
 .box.missing{border:1px solid var(--line)}.box.failed{border:1px solid #ff8182}
 .figs{display:flex;flex-wrap:wrap;gap:16px;margin-top:14px;align-items:flex-start}
@@ -265,10 +268,11 @@ def _html_claim_row(c: Claim) -> str:
     if c.ours_value is not None:
         raw = f"= {_number(c.ours_value)}" + (f" ± {_number(c.ci95)} (95% CI)" if c.ci95 is not None else "")
     paper_raw = f'<span class="raw">= {_number(c.paper_value)}</span>' if c.paper_value is not None else ""
-    gap = f'<span class="gap">{escape(c.gap)}</span>' if c.gap else ""
+    quiet = "" if c.status == "not met" else " quiet"  # red only for a real shortfall
+    gap = f'<span class="gap{quiet}">{_inline(c.gap)}</span>' if c.gap else ""
     command = f"<code>{escape(c.command)}</code>" if c.command else ""
     return (
-        f"<tr><td>{escape(c.claim)}</td><td class=num>{escape(c.paper)}{paper_raw}</td>"
+        f"<tr class=row-{css}><td>{escape(c.claim)}</td><td class=num>{escape(c.paper)}{paper_raw}</td>"
         f'<td class=num>{escape(c.ours)}{f"<span class=raw>{escape(raw)}</span>" if raw else ""}</td>'
         f'<td>{command}</td><td><span class="badge {css}">{escape(c.status)}</span>{gap}</td></tr>'
     )
@@ -336,10 +340,10 @@ def render_html(outcomes: list[SystemOutcome], metadata: dict[str, Any]) -> str:
         css = "done" if o.status == "ok" else o.status
         rows.append(f'<tr><td><a href="#{escape(o.system)}">{escape(o.report.title)}</a></td>'
                     f'<td><span class="badge {css}">{_status_label(o)}</span></td>'
-                    f"<td>{n['met']}</td><td>{n['not met']}</td><td>{n['info']}</td>"
+                    f"<td>{n['met']}</td><td>{n['not met']}</td><td>{n['info']}</td><td>{n['missing']}</td>"
                     f"<td class=num>{o.seconds:.1f} s</td></tr>")
     parts.append("<section id=summary><h2>Summary</h2><table class=summary><thead><tr><th>System</th>"
-                 "<th>Status</th><th>Met</th><th>Not met</th><th>Info</th><th>Wall time</th></tr></thead>"
+                 "<th>Status</th><th>Met</th><th>Not met</th><th>Info</th><th>Missing</th><th>Wall time</th></tr></thead>"
                  "<tbody>" + "".join(rows) + "</tbody></table>")
     meta_keys = ("date", "command", "git_commit", "metashot_version", "torch_version", "python_version",
                  "device", "seed", "platform", "total_seconds")
