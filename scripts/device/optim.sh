@@ -4,12 +4,12 @@
 #   OUT=/folder MINUTES=7 METASHOT_DATA=/data bash scripts/device/optim.sh
 #   (local check on CPU:  OPTIM_DEVICE=cpu OPTIM_QUICK=1 MINUTES=0.5 OUT=/tmp/dev bash scripts/device/optim.sh)
 #
-# 1. Meta-train, for ~55% of MINUTES, four candidates at once: mnist-mlp and mnist-mlp-mixed (our
+# 1. Meta-train, for ~50% of MINUTES, four candidates at once: mnist-mlp and mnist-mlp-mixed (our
 #    ReLU-robust variant: sigmoid/relu/tanh/elu problems) on the GPU, resumed from (mnist-mlp) or
 #    initialised from (mixed) the committed checkpoints/l2l-mnist-mlp when present, plus a fresh
 #    meta-lr 3e-3 candidate of each on CPU cores. Per task, the candidate with the lower
 #    validation loss (held-out optimizees, best/state.json) is kept: model selection, not test data.
-# 2. `metashot optim compare` on CPU cores in parallel (reproducible on any machine): mnist-mlp at
+# 2. `metashot optim compare` on the device, seven in parallel: mnist-mlp at
 #    100 and 200 steps, -wide, -deep, -relu with the mnist-mlp optimizer, -relu with the mixed one.
 # Everything lands in $OUT/optim/: runs, compare JSON + PNG, logs, selected.txt.
 set -u
@@ -21,7 +21,7 @@ root=$(pwd)
 export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 out="$OUT/optim"
 mkdir -p "$out"
-train_min=$(awk -v m="$MINUTES" 'BEGIN { printf "%.2f", m * 0.55 }')
+train_min=$(awk -v m="$MINUTES" 'BEGIN { printf "%.2f", m * 0.5 }')
 # OPTIM_QUICK=1: a smoke test of this script (2 unrolls per candidate, 5-step compares).
 if [ -n "${OPTIM_QUICK:-}" ]; then
   runs=2; tune=1; grid="--lr-grid 0.01,0.1"; steps=5; long=10; budget=(--max-steps 2 --num-val 1)
@@ -76,11 +76,11 @@ mlp=$(pick mnist-mlp 2>>"$out/selected.txt"); mix=$(pick mnist-mlp-mixed 2>>"$ou
 echo "mnist-mlp -> $mlp" >> "$out/selected.txt"; echo "mnist-mlp-mixed -> $mix" >> "$out/selected.txt"
 cat "$out/selected.txt"
 
-# --- 2. compare (CPU, in parallel) ----------------------------------------------------------------
+# --- 2. compare (in parallel) ----------------------------------------------------------------------
 cmp() {  # cmp NAME CHECKPOINT TASK STEPS
   [ -n "$2" ] || { echo "no checkpoint for $1" >&2; return 0; }
   OMP_NUM_THREADS=1 ms compare --checkpoint "$2" --task "$3" --steps "$4" --runs "$runs" --tune-runs "$tune" $grid \
-    --seed 0 --device cpu --json --out "$out/compare-$1.json" --plot "$out/compare-$1.png" \
+    --seed 0 --device "$DEVICE" --json --out "$out/compare-$1.json" --plot "$out/compare-$1.png" \
     > /dev/null 2> "$out/compare-$1.log"
 }
 cmp mnist-mlp "$mlp" mnist-mlp "$steps" &

@@ -1,0 +1,72 @@
+"""End to end: `metashot optim meta-train` / `compare` / `tasks` in the issue's command forms."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from metashot.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["optim", "meta-train", "--task", "quadratic", "--out", str(out), "--max-steps", "2",
+                 "--no-progress", "--device", "cpu", "--num-val", "2"])
+    assert code == 0
+    return out
+
+
+def test_meta_train_writes_a_resumable_run_with_a_selected_model(trained_run, capsys):
+    assert (trained_run / "best" / "model.safetensors").is_file()
+    assert (trained_run / "latest").is_file() and (trained_run / "metrics.jsonl").is_file()
+    code = main(["optim", "meta-train", "--task", "quadratic", "--out", str(trained_run), "--resume",
+                 "--max-steps", "3", "--no-progress", "--device", "cpu", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["step"] == 3 and summary["config"]["unroll"] == 20
+
+
+def test_compare_prints_the_documented_json_and_draws_the_plot(trained_run, tmp_path, capsys):
+    plot = tmp_path / "fig.png"
+    code = main(["optim", "compare", "--checkpoint", str(trained_run), "--task", "quadratic", "--steps", "5",
+                 "--runs", "2", "--seed", "0", "--json", "--tune-runs", "1", "--lr-grid", "0.001,0.01",
+                 "--plot", str(plot)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["task"], result["steps"], result["runs"]) == ("quadratic", 5, 2)
+    assert set(result["optimizers"]) == {"lstm", "adam", "rmsprop", "nag", "sgd"}
+    for name, entry in result["optimizers"].items():
+        assert len(entry["curve"]) == 6 and isinstance(entry["final_loss"], float), name
+        assert entry["final_loss"] == pytest.approx(entry["curve"][-1])
+    assert result["optimizers"]["adam"]["lr"] in (0.001, 0.01)
+    assert "measure" in result
+    assert plot.stat().st_size > 1000
+
+
+def test_compare_without_checkpoint_for_lstm_is_a_usage_error(capsys):
+    assert main(["optim", "compare", "--task", "quadratic"]) == 2
+    assert "--checkpoint DIR is needed" in capsys.readouterr().err
+
+
+def test_compare_on_a_missing_checkpoint_names_the_problem(tmp_path, capsys):
+    assert main(["optim", "compare", "--checkpoint", str(tmp_path / "nope"), "--task", "quadratic"]) == 1
+    assert "no such checkpoint folder" in capsys.readouterr().err
+
+
+def test_tasks_lists_the_families(capsys):
+    assert main(["optim", "tasks"]) == 0
+    assert "mnist-mlp-relu" in capsys.readouterr().out.split()
+
+
+def test_example_runs_in_cheap_mode():
+    spec = importlib.util.spec_from_file_location("optim_example", ROOT / "examples" / "optim_custom_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--cheap"])
+    assert set(result) == {"learned_final", "adam_final"}
