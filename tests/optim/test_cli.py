@@ -70,3 +70,26 @@ def test_example_runs_in_cheap_mode():
     spec.loader.exec_module(module)
     result = module.main(["--cheap"])
     assert set(result) == {"learned_final", "adam_final"}
+
+
+def test_report_names_the_fixing_command_when_a_checkpoint_is_missing(tmp_path):
+    from metashot.errors import CheckpointError
+    from metashot.optim.report import build_report
+    from metashot.report import ReportOptions
+
+    options = ReportOptions(out_dir=tmp_path / "report", quick=True, checkpoints_dir=tmp_path / "none")
+    with pytest.raises(CheckpointError, match="metashot optim meta-train --task quadratic --out"):
+        build_report(options)
+
+
+def test_report_claim_status_follows_the_papers_direction():
+    from metashot.optim.report import EXPERIMENTS, _claim
+
+    result = {"optimizers": {"lstm": {"final_loss": 0.5}, "adam": {"final_loss": 0.6}, "rmsprop": {"final_loss": 0.7},
+                             "nag": {"final_loss": 0.8}, "sgd": {"final_loss": 0.9}}}
+    by_key = {e.key: e for e in EXPERIMENTS}
+    assert _claim(by_key["mnist-mlp"], result, "cmd").status == "met"
+    assert _claim(by_key["mnist-mlp-relu"], result, "cmd").status == "info"
+    result["optimizers"]["adam"]["final_loss"] = 0.25
+    lost = _claim(by_key["mnist-mlp"], result, "cmd")
+    assert lost.status == "not met" and lost.gap == "LSTM 2.00x the loss of adam"
