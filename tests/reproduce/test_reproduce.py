@@ -226,3 +226,31 @@ def test_each_real_system_report_module_provides_build_report(system):
     module = importlib.import_module(f"metashot.{system}.report")
     params = list(inspect.signature(module.build_report).parameters)
     assert len(params) == 1, f"build_report must take exactly (options), got {params}"
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def test_verify_reruns_json_commands_and_finds_the_claimed_number(tmp_path):
+    from metashot.reproduce.verify import main as verify_main
+    from metashot.reproduce.verify import verify_report
+
+    def printing(value):  # a command that prints one JSON object, as `evaluate --json` does
+        return f"python -c 'import json; print(json.dumps({{\"run\": {{\"accuracy\": {value!r}}}}}))'"
+
+    claims = [
+        {"claim": "same", "command": printing(0.1 + 0.2), "ours_value": 0.1 + 0.2},
+        {"claim": "different", "command": printing(0.5), "ours_value": 0.25},
+        {"claim": "log", "command": "cat metrics.jsonl", "ours_value": 0.3},
+        {"claim": "no number", "command": printing(0.5), "ours_value": None},
+        {"claim": "crash", "command": "python -c 'raise SystemExit(3)'", "ours_value": 0.3},
+    ]
+    (tmp_path / "results.json").write_text(json.dumps({"systems": {"rnn": {"claims": claims}}}))
+    checks = verify_report(tmp_path / "results.json", timeout=60)
+    assert [c.status for c in checks] == ["equal", "not found", "not checkable", "not checkable", "error"]
+    assert checks[0].detail == "run.accuracy = 0.30000000000000004"
+    assert verify_main([str(tmp_path)]) == 1  # a command failed
+    claims.pop()
+    (tmp_path / "results.json").write_text(json.dumps({"systems": {"rnn": {"claims": claims}}}))
+    assert verify_main([str(tmp_path)]) == 0
+    assert verify_main([str(tmp_path), "--strict"]) == 1

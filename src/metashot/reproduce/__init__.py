@@ -4,6 +4,7 @@
 - :mod:`~metashot.reproduce.render`   writes ``index.html``, ``report.md``, ``results.json``
 - :mod:`~metashot.reproduce.metadata` date, git commit, versions, device
 - :mod:`~metashot.reproduce.browser`  headless Chromium: check a rendered report, take a screenshot
+- :mod:`~metashot.reproduce.verify`   re-run the claims' commands, check they print the same numbers
 - :mod:`~metashot.reproduce.cli`      the ``metashot reproduce`` command
 
 The contract each system implements is in :mod:`metashot.report`.
