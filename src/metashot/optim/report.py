@@ -9,7 +9,7 @@ number for the same seed. Paper: Andrychowicz et al. 2016, https://arxiv.org/abs
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +116,13 @@ def build_report(options: ReportOptions) -> SystemReport:
         from metashot.optim.config import preset_for
         from metashot.optim.train import meta_train
 
+        # Quick: a token retrain (20 s each, 2 validation problems) that exercises the pipeline only.
         minutes = 0.3 if options.quick else 30.0
         for task in ("quadratic", "mnist-mlp", "mnist-mlp-mixed"):
-            meta_train(preset_for(task), out / f"l2l-{task}", device=device, seed=options.seed,
-                       max_minutes=minutes, data_dir=options.data_dir, show_progress=False)
+            config = replace(preset_for(task), num_val=2) if options.quick else preset_for(task)
+            run = out / f"l2l-{task}"
+            meta_train(config, run, device=device, seed=options.seed, max_minutes=minutes,
+                       data_dir=options.data_dir, show_progress=False, resume=run.exists())
         checkpoints = out
     results: dict[str, Any] = {}
     for exp in EXPERIMENTS:

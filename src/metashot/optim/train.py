@@ -161,7 +161,7 @@ def meta_train(
     good_copy = (copy.deepcopy(net.state_dict()), copy.deepcopy(meta_opt.state_dict()))
     problem: Problem | None = None
     state: UnrollState | None = None
-    failures, stopped_by = 0, "done"
+    failures, stopped_by, last_validated = 0, "done", epoch
     bar = progress(total=total_steps, desc=f"meta-train {config.task}", disable=not show_progress, initial=step)
     while step < total_steps:
         if max_steps is not None and step >= max_steps:
@@ -218,6 +218,7 @@ def meta_train(
             good_copy = (copy.deepcopy(net.state_dict()), copy.deepcopy(meta_opt.state_dict()))
             if epoch % config.eval_every == 0 or epoch == config.num_epochs:
                 val = validate(net, val_task, config, device)
+                last_validated = epoch
                 metrics.log(step, epoch=epoch, val_loss=val)
                 logger.info("epoch %d: validation loss %.5g (best %.5g)", epoch, val, best_val)
                 if val < best_val:
@@ -226,9 +227,11 @@ def meta_train(
             if epoch % config.checkpoint_every == 0:
                 checkpoint()
     bar.close()
-    if best_epoch < 0:  # never validated (tiny runs): keep the final weights as "best"
-        best_val = validate(net, val_task, config, device)
-        best_epoch = epoch
-        _save_best(run_dir, net, config, {"step": step, "epoch": epoch, "val_loss": best_val, "seed": seed})
+    if epoch != last_validated or best_epoch < 0:  # validate the final weights too (model selection)
+        val = validate(net, val_task, config, device)
+        metrics.log(step, epoch=epoch, val_loss=val)
+        if val < best_val or best_epoch < 0:
+            best_val, best_epoch = val, epoch
+            _save_best(run_dir, net, config, {"step": step, "epoch": epoch, "val_loss": val, "seed": seed})
     checkpoint()
     return MetaTrainResult(step, epoch, best_val, best_epoch, skipped, stopped_by, str(run_dir))
