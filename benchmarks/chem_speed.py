@@ -43,6 +43,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _clock(device: torch.device) -> float:
+    """GPU: wall time. CPU: this process's CPU time, so that other jobs on a shared machine do not
+    distort the comparison (run with --threads 1 so CPU time equals the work done)."""
+    return time.perf_counter() if device.type == "cuda" else time.process_time()
+
+
 # ---------------------------------------------------------------------------------------------
 # the peer
 
@@ -126,19 +132,19 @@ def time_ours(smiles: list[str], batch: int, steps: int, decode_n: int, device: 
     order = pick if trim else list(range(steps + 1))
     step(order[0])  # warm-up
     _sync(device)
-    t = time.perf_counter()
+    t = _clock(device)
     for i in order[1:]:
         step(i)
     _sync(device)
-    train_rate = steps * batch / (time.perf_counter() - t)
+    train_rate = steps * batch / (_clock(device) - t)
     model.eval()
     z = torch.randn(decode_n, 196, device=device)
     model.generate(z[:8])
     _sync(device)
-    t = time.perf_counter()
+    t = _clock(device)
     model.generate(z, temperature=1.0)
     _sync(device)
-    return {"train_molecules_per_second": train_rate, "decode_molecules_per_second": decode_n / (time.perf_counter() - t),
+    return {"train_molecules_per_second": train_rate, "decode_molecules_per_second": decode_n / (_clock(device) - t),
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -158,20 +164,20 @@ def time_moses(vae_cls: type, config: types.SimpleNamespace, smiles: list[str], 
 
     step(0)
     _sync(device)
-    t = time.perf_counter()
+    t = _clock(device)
     for i in range(1, steps + 1):
         step(i)
     _sync(device)
-    train_rate = steps * batch / (time.perf_counter() - t)
+    train_rate = steps * batch / (_clock(device) - t)
     model.eval()
     result = {"train_molecules_per_second": train_rate, "parameters": sum(p.numel() for p in model.parameters())}
     try:
         model.sample(8, max_len=100)
         _sync(device)
-        t = time.perf_counter()
+        t = _clock(device)
         model.sample(decode_n, max_len=100)
         _sync(device)
-        result["decode_molecules_per_second"] = decode_n / (time.perf_counter() - t)
+        result["decode_molecules_per_second"] = decode_n / (_clock(device) - t)
     except Exception as exc:  # molsets 0.3.1 indexes with uint8 masks, which newer torch rejects
         result["decode_molecules_per_second"] = None
         result["decode_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -217,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": args.batch, "steps": args.steps,
         "decode": args.decode, "peer_source": where, "rows": rows,
+        "clock": "wall time" if device.type == "cuda" else "process CPU time (shared machine)",
         "command": "python benchmarks/chem_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     out = Path(args.out or f"results/chem/speed_{device.type}.json")

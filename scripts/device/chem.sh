@@ -35,6 +35,13 @@ if [ "${1:-}" = "finish" ]; then
   cat "$RES/evaluate_gpu.json"
   PYTHONPATH="$REPO/src:${PYTHONPATH:-}" "$PY" -c \
     "from metashot.chem.report import write_gpu_summary; print(write_gpu_summary('$RES', '$CK'))"
+  # figures drawn with RDKit: an interpolation and a Bayesian-optimisation run
+  PYTHONPATH="$REPO/src:${PYTHONPATH:-}" "$PY" -m metashot.cli chem interpolate --checkpoint "$CK" \
+    'CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1' 'C[C@@H]1CC(Nc2cncc(-c3nncn3C)c2)C[C@@H](C)C1' --steps 8 \
+    --image "$RES/interpolation.png" --json --device cpu > "$RES/interpolation.json"
+  PYTHONPATH="$REPO/src:${PYTHONPATH:-}" "$PY" -m metashot.cli chem optimize --checkpoint "$CK" --objective qed-sas \
+    --iterations "${CHEM_BO_ITERATIONS:-30}" --seed 0 --image "$RES/optimization.png" --json --device cpu \
+    > "$RES/optimization.json"
   exit 0
 fi
 
