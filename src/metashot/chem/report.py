@@ -125,6 +125,8 @@ def build_report(options: ReportOptions) -> SystemReport:
         opt_cmd, "info" if found is None else ("met" if found > opt["initial_best"] else "not met"),
         ours_value=found,
     ))
+    for speed in sorted((repo_root / "results" / "chem").glob("speed_*.json")):
+        report.results[speed.stem] = json.loads(speed.read_text())
     report.notes.append("QED is RDKit's current QED (differs slightly from the paper's 2016 values; data README).")
     if options.quick:
         report.notes.append("quick mode: fewer held-out molecules / prior samples / BO iterations than the paper.")
