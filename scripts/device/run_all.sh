@@ -25,7 +25,16 @@ pids=()
 for s in "${systems[@]}"; do
   if [ -f "scripts/device/$s.sh" ]; then
     mkdir -p "$work/$s"
-    (cd "$root" && OUT="$work" timeout --signal=INT --kill-after=60 "$(( ${MINUTES%.*} * 60 + 150 ))" \
+    # The GPU goes to chem (first priority) and fewshot; the small recurrent and optimizer
+    # trainings run on the machine's CPU cores, niced so they never starve the GPU feeders
+    # (several processes on one GPU time-slice it, so fewer GPU processes means more for chem).
+    case $s in
+      rnn) env_extra=(DEVICE=cpu); nice_level=10 ;;
+      optim) env_extra=(OPTIM_DEVICE=cpu); nice_level=10 ;;
+      *) env_extra=(); nice_level=0 ;;
+    esac
+    (cd "$root" && env OUT="$work" "${env_extra[@]}" nice -n "$nice_level" \
+       timeout --signal=INT --kill-after=60 "$(( ${MINUTES%.*} * 60 + 150 ))" \
        bash "scripts/device/$s.sh" > "$work/$s.log" 2>&1; echo "exit $?" >> "$work/$s.log") &
     pids+=($!)
     echo "started $s (pid $!)"
@@ -35,5 +44,16 @@ for s in "${systems[@]}"; do
 done
 wait "${pids[@]}"
 for s in "${systems[@]}"; do echo "=== $s (last lines)"; tail -n 15 "$work/$s.log" 2>/dev/null; done
+# GPU speed figures, measured alone on the idle GPU after the trainings (each bounded in time).
+if [ -z "${SKIP_BENCH:-}" ] && python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  mkdir -p "$work/bench"
+  timeout 70 python3 benchmarks/plstm_speed.py --device cuda --backends eager fused --repeats 5 --warmup 2 \
+    --json-out "$work/bench/plstm_speed_cuda.json" > "$work/bench/plstm.log" 2>&1
+  timeout 70 python3 benchmarks/optim_speed.py --device cuda --json "$work/bench/optim_speed_cuda.json" \
+    > "$work/bench/optim.log" 2>&1
+  timeout 70 python3 benchmarks/fewshot_speed.py --device cuda --cases ours ours-fce ours-fce-batch8 \
+    --data-dir "$METASHOT_DATA" --out "$work/bench/fewshot_speed_cuda.json" > "$work/bench/fewshot.log" 2>&1
+  for f in "$work"/bench/*.log; do echo "=== $f"; tail -n 12 "$f"; done
+fi
 tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
 ls -la "$OUT"
