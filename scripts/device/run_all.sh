@@ -44,16 +44,15 @@ for s in "${systems[@]}"; do
 done
 wait "${pids[@]}"
 for s in "${systems[@]}"; do echo "=== $s (last lines)"; tail -n 15 "$work/$s.log" 2>/dev/null; done
+tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
 # GPU speed figures, measured alone on the idle GPU after the trainings (each bounded in time).
 if [ -z "${SKIP_BENCH:-}" ] && python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  mkdir -p "$work/bench"
-  timeout 70 python3 benchmarks/plstm_speed.py --device cuda --backends eager fused --repeats 5 --warmup 2 \
-    --json-out "$work/bench/plstm_speed_cuda.json" > "$work/bench/plstm.log" 2>&1
-  timeout 70 python3 benchmarks/optim_speed.py --device cuda --json "$work/bench/optim_speed_cuda.json" \
-    > "$work/bench/optim.log" 2>&1
-  timeout 70 python3 benchmarks/fewshot_speed.py --device cuda --cases ours ours-fce ours-fce-batch8 \
-    --data-dir "$METASHOT_DATA" --out "$work/bench/fewshot_speed_cuda.json" > "$work/bench/fewshot.log" 2>&1
-  for f in "$work"/bench/*.log; do echo "=== $f"; tail -n 12 "$f"; done
+    timeout 45 python3 benchmarks/plstm_speed.py --device cuda --backends eager fused --repeats 5 --warmup 2 \
+    --json-out "$OUT/plstm_speed_cuda.json" > "$work/plstm.log" 2>&1
+  timeout 45 python3 benchmarks/optim_speed.py --device cuda --json "$OUT/optim_speed_cuda.json" \
+    > "$work/optim.log" 2>&1
+  timeout 45 python3 benchmarks/fewshot_speed.py --device cuda --cases ours ours-fce ours-fce-batch8 \
+    --data-dir "$METASHOT_DATA" --out "$OUT/fewshot_speed_cuda.json" > "$work/fewshot.log" 2>&1
+  for f in "$work"/{plstm,optim,fewshot}.log; do echo "=== $f"; tail -n 12 "$f"; done
 fi
-tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
 ls -la "$OUT"
