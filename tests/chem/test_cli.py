@@ -62,10 +62,10 @@ def test_optimize_returns_best_molecules_with_properties(tiny_run: Path, shared_
     ],
 )
 def test_bad_input_prints_one_line_naming_the_input_and_exits_2(tiny_run: Path, smiles: str, reason: str,
-                                                                capsys) -> None:
-    capsys.readouterr()
+                                                                capfd) -> None:
+    capfd.readouterr()
     code = main(["chem", "interpolate", "--checkpoint", str(tiny_run), smiles, "CCO", "--device", "cpu"])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # file-descriptor level: RDKit's own logging would show up here
     assert code == 2
     assert reason in err and err.count("\n") == 1
 
@@ -73,3 +73,13 @@ def test_bad_input_prints_one_line_naming_the_input_and_exits_2(tiny_run: Path, 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["chem", "sample", "--checkpoint", str(tmp_path / "nope"), "-n", "2"]) == 1
     assert "no such checkpoint folder" in capsys.readouterr().err
+
+
+def test_encode_reports_bad_molecules_of_a_batch_and_carries_on(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "mols.smi"
+    path.write_text("CCO\nC1CC\n\nc1ccccc1\nCC[Xe]\n")
+    result = _json(capsys, ["chem", "encode", "--checkpoint", str(tiny_run), "--input", str(path), "--json",
+                            "--device", "cpu"])
+    assert [m["smiles"] for m in result["molecules"]] == ["CCO", "c1ccccc1"]
+    assert set(result["molecules"][0]["predicted"]) == {"logP", "QED", "SAS"}
+    assert [(b["index"], b["smiles"]) for b in result["rejected"]] == [(1, "C1CC"), (2, ""), (4, "CC[Xe]")]

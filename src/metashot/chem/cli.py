@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from metashot.cliutils import (
@@ -93,6 +94,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_seed(p)
     add_json(p)
     p.set_defaults(func=_perturb)
+
+    p = sub.add_parser("encode", help="encode molecules and predict their properties (bad ones are reported)")
+    _add_checkpoint(p)
+    p.add_argument("smiles", metavar="SMILES", nargs="*", help="molecules (or --input FILE, one per line)")
+    p.add_argument("--input", default=None, help="file with one SMILES per line")
+    p.add_argument("--latent", action="store_true", help="include the latent means in the JSON output")
+    add_device(p)
+    add_json(p)
+    p.set_defaults(func=_encode)
 
     p = sub.add_parser("optimize", help="maximise 5*QED - SAS (or logP, QED) in the latent space")
     _add_checkpoint(p)
@@ -225,4 +235,29 @@ def _optimize(args: argparse.Namespace) -> int:
         print(f"# {args.method} on {args.objective}: best {result['best'][0]['score']:.3f}" if result["best"] else "# nothing valid")
         for row in result["best"]:
             print(f"{row['score']:.3f}\t{row['smiles']}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from metashot.chem.evaluate import run_encode
+    from metashot.errors import UsageError
+
+    smiles = list(args.smiles)
+    if args.input:
+        try:
+            with open(args.input, encoding="utf-8") as fh:
+                smiles += [line.strip().split()[0] if line.strip() else "" for line in fh]
+        except OSError as exc:
+            raise UsageError(f"--input {args.input}: {exc.strerror}") from None
+    if not smiles:
+        raise UsageError("give SMILES arguments or --input FILE")
+    result = run_encode(args.checkpoint, smiles, device=args.device, with_latent=args.latent)
+    if args.json:
+        print_json(result)
+    else:
+        for row in result["molecules"]:
+            props = "  ".join(f"{k}={v:.3f}" for k, v in row["predicted"].items())
+            print(f"{row['smiles']}\t{props}")
+    for bad in result["rejected"]:
+        print(f"metashot: skipped molecule {bad['index']} {bad['smiles']!r}: {bad['reason']}", file=sys.stderr)
     return 0

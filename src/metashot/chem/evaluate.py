@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_checkpoint",
     "format_evaluation",
     "generate_decodes",
+    "run_encode",
     "run_interpolate",
     "run_optimize",
     "run_perturb",
@@ -264,3 +265,18 @@ def run_optimize(checkpoint: str, *, objective: str, method: str, iterations: in
     return {"objective": objective, "method": method, "best": result.best, "history": result.history,
             "initial_best": result.initial_best, "evaluated": result.evaluated, "valid": result.valid,
             "protocol": {**result.protocol, "seed": seed}, "image": image}
+
+
+def run_encode(checkpoint: str, smiles: list[str], *, device: str, with_latent: bool = False) -> dict[str, Any]:
+    """Encode molecules; predicted logP/QED/SAS per valid molecule; bad inputs listed, not fatal."""
+    model, vocab, _ = load_model(checkpoint, device)
+    enc = latent.encode(model, vocab, smiles)
+    with torch.no_grad():
+        pred = model.predict_properties(enc.mu).float().cpu() if len(enc.smiles) else torch.zeros(0, 3)
+    rows = []
+    for i, s in enumerate(enc.smiles):
+        row: dict[str, Any] = {"smiles": s, "predicted": dict(zip(PROPERTY_NAMES, pred[i].tolist()))}
+        if with_latent:
+            row["mu"] = enc.mu[i].cpu().tolist()
+        rows.append(row)
+    return {"molecules": rows, "rejected": [{"index": b.index, "smiles": b.smiles, "reason": b.reason} for b in enc.bad]}

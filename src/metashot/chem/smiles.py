@@ -32,6 +32,8 @@ _SMILES_REGEX = re.compile(
     r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
 )
 
+_TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")  # RDKit log lines start with [hh:mm:ss]
+
 __all__ = ["BOS", "PAD", "TOKENIZERS", "BadMolecule", "SmilesVocab", "canonicalize", "rdkit_available"]
 
 
@@ -65,15 +67,17 @@ def _parse(smiles: str) -> tuple[Any, str]:
     rdBase.LogToPythonLogger()
     logger = logging.getLogger("rdkit")
     handler = _Capture()
-    logger.addHandler(handler)
-    old_propagate = logger.propagate
+    # RDKit installs its own stderr handler on this logger: swap all handlers for ours while parsing
+    saved_handlers, saved_propagate = logger.handlers[:], logger.propagate
+    logger.handlers = [handler]
     logger.propagate = False
     try:
         mol = Chem.MolFromSmiles(smiles)
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = old_propagate
-    reason = "; ".join(m for m in handler.messages if m) or "RDKit could not parse it"
+        logger.handlers = saved_handlers
+        logger.propagate = saved_propagate
+    messages = [_TIMESTAMP.sub("", m).strip() for m in handler.messages]
+    reason = "; ".join(m for m in messages if m) or "RDKit could not parse it"
     return mol, reason
 
 
