@@ -46,11 +46,18 @@ N_WAY, N_SHOT, N_QUERY = 5, 1, 15
 
 
 def _peer_model(backbone):
-    """easyfsl MatchingNetworks around ``backbone``; its shape probe feeds (4, 3, 32, 32) images, which
-    a 1-channel 28x28 Conv4 cannot take, so the probe is told the true 64-D output instead."""
+    """easyfsl MatchingNetworks around ``backbone`` (64-D features).
+
+    easyfsl >= 1.x takes ``feature_dimension``; older versions probe the backbone with (4, 3, 32, 32)
+    images, which a 1-channel 28x28 Conv4 cannot take, so the probe is told the true 64-D output.
+    """
+    import inspect
+
     import torch
     from easyfsl.methods import MatchingNetworks, few_shot_classifier
 
+    if "feature_dimension" in inspect.signature(MatchingNetworks.__init__).parameters:
+        return MatchingNetworks(backbone=backbone, feature_dimension=64)
     few_shot_classifier.compute_backbone_output_shape = lambda _backbone: torch.Size([64])
     return MatchingNetworks(backbone=backbone)
 
