@@ -79,9 +79,9 @@ class BNLSTM(nn.Module):
         h = input.new_zeros(batch, self.hidden_size)
         c = input.new_zeros(batch, self.hidden_size)
         outputs = []
-        for t in range(steps):
-            m = mask[:, t]
-            gates = self.bn_ih(x_proj[:, t], t, m) + self.bn_hh(h @ self.weight_hh.t(), t, m) + self.bias
+        # unbind: indexing x_proj[:, t] would cost a full-size gradient per step in backward.
+        for t, (x_t, m) in enumerate(zip(x_proj.unbind(1), mask.unbind(1))):
+            gates = self.bn_ih(x_t, t, m) + self.bn_hh(h @ self.weight_hh.t(), t, m) + self.bias
             i, f, g, o = gates.chunk(4, dim=-1)
             c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h_new = torch.sigmoid(o) * torch.tanh(self.bn_c(c_new, t, m))

@@ -120,7 +120,9 @@ def gated_lstm_recurrence(
         ``(outputs (T, B, H), h_T (B, H), c_T (B, H))``.
     """
     outputs = []
-    for t in range(input_gates.shape[0]):
-        hidden, cell = gated_lstm_step(input_gates[t], openness[t], hidden, cell, weight_hh)
+    # unbind, not input_gates[t]: the backward of indexing builds a full (T, B, 4H) zero tensor per
+    # step (quadratic in T: 86 s instead of seconds for T = 1000); unbind's backward stacks once.
+    for gates_t, openness_t in zip(input_gates.unbind(0), openness.unbind(0)):
+        hidden, cell = gated_lstm_step(gates_t, openness_t, hidden, cell, weight_hh)
         outputs.append(hidden)
     return torch.stack(outputs), hidden, cell
