@@ -13,6 +13,7 @@ OUT="${OUT:?set OUT}"
 MINUTES="${MINUTES:-7}"
 DEVICE="${DEVICE:-cuda}"
 EPOCH_SIZE="${EPOCH_SIZE:-2000}"   # one curve point every 2,000 examples (the paper's epoch is 10,000)
+EPOCHS=$(( 700000 / EPOCH_SIZE ))  # the paper's 70 x 10,000 examples; the time budget stops us first
 EVAL_EXAMPLES="${EVAL_EXAMPLES:-1000}"  # test examples evaluated after each epoch
 TEST_EXAMPLES="${TEST_EXAMPLES:-2000}"  # final evaluation (the CLI default)
 PY="${PYTHON:-python3}"
@@ -36,7 +37,7 @@ for run in "${runs[@]}"; do
   IFS=: read -r model task sampling <<< "$run"; name=$(run_name "$run")
   extra=(); [ "$task" = adding ] && extra=(--period-init-range 2.718 403.4)  # exp(U(1, 6)) for long sequences
   $PY -m metashot.cli rnn train --task "$task" --sampling "$sampling" --model "$model" \
-      --epochs 70 --epoch-size "$EPOCH_SIZE" --eval-examples "$EVAL_EXAMPLES" --out "$dest/$name" --resume --device "$DEVICE" \
+      --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --eval-examples "$EVAL_EXAMPLES" --out "$dest/$name" --resume --device "$DEVICE" \
       --max-minutes "$train_minutes" --no-progress --json "${extra[@]}" > "$dest/logs/$name.train.json" 2> "$dest/logs/$name.log" &
   pids+=($!)
 done
