@@ -43,6 +43,10 @@ class Conv4(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """(batch, in_channels, H, W) -> (batch, features); features = 64 for 28x28 input."""
+        if images.device.type == "cpu":
+            # oneDNN's channels-last convolutions: ~1.5x faster forward + backward on CPU (measured
+            # for 80 28x28 images, 1 thread). GPUs keep the default layout (not measured there).
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.blocks(images).flatten(1)
 
 
