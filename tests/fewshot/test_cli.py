@@ -170,3 +170,11 @@ def test_predict_rejects_an_empty_query_folder(capsys, trained, folders, tmp_pat
     code, _, err = _run(capsys, "fewshot", "predict", "--checkpoint", trained, "--support", str(support),
                         "--query", str(tmp_path / "nothing"))
     assert code == 2 and "no image files" in err
+
+
+def test_resume_with_different_options_is_refused_naming_the_difference(capsys, tmp_path):
+    common = ["fewshot", "train", "--method", "protonet", "--way", "3", "--shot", "1", "--query", "2", "--no-progress",
+              "--out", str(tmp_path / "run"), "--max-steps", "1"]
+    assert main(common) == 0
+    code, _, err = _run(capsys, *common[:-2], "--max-steps", "2", "--resume", "--lr", "0.01")
+    assert code == 1 and "cannot resume with a different config (lr: saved 0.001, now 0.01)" in err

@@ -101,11 +101,10 @@ def train(
     if resume and has_checkpoint(out):
         ckpt = load_checkpoint(out, map_location="cpu")
         saved = from_dict(TrainConfig, ckpt.config)
-        if _comparable(to_dict(saved)) != _comparable(to_dict(config)):
-            raise CheckpointError(
-                f"{out}: the checkpoint was trained with a different config; resume with the same options "
-                f"(saved: {ckpt.config})"
-            )
+        old, new = _comparable(to_dict(saved)), _comparable(to_dict(config))
+        if old != new:
+            diff = ", ".join(f"{k}: saved {old[k]!r}, now {new.get(k)!r}" for k in old if old[k] != new.get(k))
+            raise CheckpointError(f"{out}: cannot resume with a different config ({diff}); use the run's original options")
         model.load_state_dict(ckpt.group("model"))
         optimizer.load_state_dict(load_optimizer_tensors(ckpt.group("optimizer")))
         restore_rng_state(ckpt.group("rng"), {"episodes": generator})
