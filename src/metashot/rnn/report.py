@@ -247,13 +247,19 @@ def build_report(options: ReportOptions) -> SystemReport:
 
     _adding_claims(options, report, results, examples)
     _device_claims(options, report, results)
+    device_dir = Path(options.checkpoints_dir).parent / "results" / "rnn" / "device"
+    for sampling in SAMPLING_NAMES:  # BN-LSTM curves of the GPU run (checkpoints not committed)
+        run = device_dir / f"bnlstm-frequency-{sampling}"
+        if (run / "metrics.jsonl").is_file():
+            curves[("bnlstm", sampling)] = _curve(run, 32)
 
     accuracy_png = out_dir / "rnn_accuracy_vs_epoch.png"
     _accuracy_figure(curves, accuracy_png)
     report.figures.append(Figure(
         "Frequency discrimination: test accuracy vs epoch", accuracy_png,
         "Test accuracy (fixed seeded test set) after every 2,000 training examples, x in paper epochs "
-        "(10,000 examples). Phased LSTM (red) vs LSTM with the timestamp as input (blue).",
+        "(10,000 examples). Phased LSTM (red) vs LSTM (blue) and BN-LSTM (green, GPU run only) with the "
+        "timestamp as input.",
     ))
     gate_png = out_dir / "rnn_gate_openness.png"
     results["gates"] = _gate_figure(runs[("plstm", "async")], gate_png)
