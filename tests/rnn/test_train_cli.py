@@ -101,3 +101,17 @@ def test_speed_benchmark_runs_in_quick_mode(tmp_path):
     assert module.main(["--quick", "--device", "cpu", "--backends", "eager", "--json-out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["length"] for r in rows] == [20, 50] and all(r["ratio_eager"] > 0 for r in rows)
+
+
+def test_flags_override_config_file_which_overrides_preset(tmp_path):
+    import argparse
+
+    from metashot.rnn.cli import config_from_args, register
+
+    (tmp_path / "run.json").write_text(json.dumps({"seed": 7, "epochs": 3, "model": {"hidden_size": 12}}))
+    parser = argparse.ArgumentParser()
+    register(parser)
+    args = parser.parse_args(["train", "--preset", "frequency-cpu", "--config", str(tmp_path / "run.json"),
+                              "--epochs", "5", "--out", str(tmp_path / "o")])
+    config = config_from_args(args)
+    assert (config.seed, config.epochs, config.model.hidden_size, config.epoch_size) == (7, 5, 12, 1600)

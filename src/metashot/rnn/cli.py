@@ -45,7 +45,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=positive_int, default=None, help="adding task: longest sequence")
     add_training(p)
     add_json(p)
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, seed=None)  # None: keep the preset's / config file's seed (default 0)
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint on its task's fixed, seeded test set")
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
