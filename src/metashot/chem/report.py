@@ -52,6 +52,22 @@ def _evaluate(ck: Path, options: ReportOptions, decodes_file: Path | None) -> tu
                                data_dir=options.data_dir, device=options.device, seed=options.seed), cmd
 
 
+def _plot_trace(history: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(range(len(history)), history, marker="o", ms=3)
+    ax.set_xlabel("BO iteration (0 = encoded starting molecules)")
+    ax.set_ylabel("best 5·QED − SAS so far")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def build_report(options: ReportOptions) -> SystemReport:
     report = SystemReport(system="chem", title="Automatic chemical design: SMILES VAE (Gómez-Bombarelli et al.)")
     out = Path(options.out_dir)
@@ -120,6 +136,9 @@ def build_report(options: ReportOptions) -> SystemReport:
     opt_cmd = (f"metashot chem optimize --checkpoint {main_ck} --objective qed-sas --iterations {iters} "
                f"--batch {batch} --initial {initial} --seed {options.seed} --json")
     report.figures.append(Figure("Bayesian optimisation of 5·QED − SAS (best molecules found)", opt_png, opt_cmd))
+    trace_png = out / "chem_optimization_trace.png"
+    _plot_trace(opt["history"], trace_png)
+    report.figures.append(Figure("Best 5·QED − SAS found so far per BO iteration", trace_png, opt_cmd))
     found = opt["best"][0]["score"] if opt["best"] else None
     report.claims.append(Claim(
         "BO in latent space improves 5·QED − SAS over the encoded starting molecules",
