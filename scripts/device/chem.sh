@@ -65,7 +65,7 @@ DECODES="${CHEM_DECODES:-10}"
 
 echo "chem: training paper-size VAE for $TRAIN_MINUTES min on $DEVICE -> $RUN" >&2
 "$PY" -m metashot.cli chem train --dataset zinc250k --preset paper-fast --out "$RUN" \
-  --device "$DEVICE" --max-minutes "$TRAIN_MINUTES" --no-progress --seed 0 --json "${EXTRA[@]}" \
+  --device "$DEVICE" --max-minutes "$TRAIN_MINUTES" --no-progress --seed 0 --json ${EXTRA[@]+"${EXTRA[@]}"} \
   > "$DEST/train.json" 2> >(tee "$DEST/train.log" >&2)
 cp "$RUN/metrics.jsonl" "$DEST/metrics.jsonl"
 "$PY" -c "from metashot.chem.train import export_weights; export_weights('$RUN', '$DEST/chem-vae-zinc')"
