@@ -45,7 +45,7 @@ else
 fi
 train() {  # train NAME TASK ARGS...
   local name=$1 task=$2; shift 2
-  OMP_NUM_THREADS=2 ms meta-train --task "$task" --out "$out/$name" --device "$DEVICE" --fuse-parameters \
+  OMP_NUM_THREADS="${OPTIM_THREADS:-2}" ms meta-train --task "$task" --out "$out/$name" --device "$DEVICE" --fuse-parameters \
     "${common[@]}" "$@" > "$out/train-$name.log" 2>&1
 }
 train gpu-mnist-mlp mnist-mlp "${a_start[@]}" &

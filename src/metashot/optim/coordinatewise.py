@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from metashot.config import from_dict
 from metashot.optim.config import LSTMOptimizerConfig
-from metashot.optim.functional import lstm_update
+from metashot.optim.functional import lstm_update, prepare_gates, update_block
 
 # ---------------------------------------------------------------------------------------------------
 
@@ -101,16 +101,17 @@ class CoordinatewiseLSTM(nn.Module):
         n = grad.shape[0]
         step = self._chunk_size(grad) or max(n, 1)
         update = torch.empty_like(grad)
-        weights, biases = list(self.weights), list(self.biases)
+        gates = [prepare_gates(w, b) for w, b in zip(self.weights, self.biases)]
         for start in range(0, n, step):
             stop = min(start + step, n)
-            block, h_block, c_block = lstm_update(
-                grad[start:stop], h[:, start:stop], c[:, start:stop], weights, biases, self.out_weight,
-                self.out_bias, preprocess=cfg.preprocess, p=cfg.preprocess_p, output_scale=cfg.output_scale,
+            block, hs, cs = update_block(
+                grad[start:stop], h[:, start:stop], c[:, start:stop], gates, self.out_weight, self.out_bias,
+                preprocess=cfg.preprocess, p=cfg.preprocess_p, output_scale=cfg.output_scale,
             )
             update[start:stop] = block
-            h[:, start:stop] = h_block
-            c[:, start:stop] = c_block
+            for layer in range(cfg.num_layers):
+                h[layer, start:stop] = hs[layer]
+                c[layer, start:stop] = cs[layer]
         return update
 
     # -- persistence -------------------------------------------------------------------------------

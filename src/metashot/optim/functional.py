@@ -67,6 +67,24 @@ def _gate_scale(hidden_size: int, like: Tensor) -> Tensor:
     return scale.expand(4, hidden_size, 1).reshape(4 * hidden_size, 1)
 
 
+def prepare_gates(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """``(4H, in + H)``, ``(4H,)`` -> the transposed, g-doubled ``(in + H, 4H)`` and ``(4H,)``.
+
+    Done once per optimizer step rather than once per block of coordinates (see :func:`lstm_cell`).
+    """
+    scale = _gate_scale(weight.shape[0] // 4, weight)  # (4H, 1)
+    return (weight * scale).t(), bias * scale.squeeze(1)
+
+
+def _cell(x: Tensor, h: Tensor, c: Tensor, weight_t: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    gates = torch.addmm(bias, torch.cat([x, h], dim=1), weight_t)  # (n, 4H)
+    act = torch.sigmoid(gates)  # (n, 4H), contiguous
+    i, f, g2, o = act.chunk(4, dim=1)  # each (n, H) views; g2 = sigmoid(2 g)
+    c_new = f * c + i * (2.0 * g2 - 1.0)
+    h_new = o * (2.0 * torch.sigmoid(2.0 * c_new) - 1.0)
+    return h_new, c_new
+
+
 def lstm_cell(x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     """One LSTM cell step with the four gates fused into one matmul.
 
@@ -85,36 +103,34 @@ def lstm_cell(x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Tensor) -> 
     Returns:
         ``(h_new, c_new)``, each ``(n, H)``.
     """
-    hidden = h.shape[1]
-    scale = _gate_scale(hidden, weight)  # (4H, 1)
-    gates = torch.addmm(bias * scale.squeeze(1), torch.cat([x, h], dim=1), (weight * scale).t())  # (n, 4H)
-    act = torch.sigmoid(gates)  # (n, 4H), contiguous
-    i, f, g2, o = act.chunk(4, dim=1)  # each (n, H) views; g2 = sigmoid(2 g)
-    c_new = f * c + i * (2.0 * g2 - 1.0)
-    h_new = o * (2.0 * torch.sigmoid(2.0 * c_new) - 1.0)
-    return h_new, c_new
+    return _cell(x, h, c, *prepare_gates(weight, bias))
 
 
-def _update_block(
+def update_block(
     grad: Tensor,
     h: Tensor,
     c: Tensor,
-    weights: Sequence[Tensor],
-    biases: Sequence[Tensor],
+    gates: Sequence[tuple[Tensor, Tensor]],
     out_weight: Tensor,
     out_bias: Tensor,
+    *,
     preprocess: str,
     p: float,
     output_scale: float,
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """:func:`lstm_update` on one block of coordinates, with gates from :func:`prepare_gates`.
+
+    Returns:
+        ``(update (n,), [h_l (n, H)] * L, [c_l (n, H)] * L)``.
+    """
     x = lstm_input(grad, preprocess=preprocess, p=p)  # (n, input_size)
     hs, cs = [], []
-    for layer, (weight, bias) in enumerate(zip(weights, biases)):
-        x, c_layer = lstm_cell(x, h[layer], c[layer], weight, bias)
+    for layer, (weight_t, bias) in enumerate(gates):
+        x, c_layer = _cell(x, h[layer], c[layer], weight_t, bias)
         hs.append(x)
         cs.append(c_layer)
     update = torch.addmm(out_bias, x, out_weight.t()).squeeze(1) * output_scale  # (n,)
-    return update, torch.stack(hs), torch.stack(cs)
+    return update, hs, cs
 
 
 def lstm_update(
@@ -153,14 +169,17 @@ def lstm_update(
         ``(L, n, H)`` states.
     """
     n = grad.shape[0]
-    args = (weights, biases, out_weight, out_bias, preprocess, p, output_scale)
+    gates = [prepare_gates(w, b) for w, b in zip(weights, biases)]
+    kwargs = {"preprocess": preprocess, "p": p, "output_scale": output_scale}
     if chunk_size is None or n <= chunk_size:
-        return _update_block(grad, h, c, *args)
-    updates, hs, cs = [], [], []
+        update, hs, cs = update_block(grad, h, c, gates, out_weight, out_bias, **kwargs)
+        return update, torch.stack(hs), torch.stack(cs)
+    updates, h_blocks, c_blocks = [], [], []
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        u, hb, cb = _update_block(grad[start:stop], h[:, start:stop], c[:, start:stop], *args)
+        u, hs, cs = update_block(grad[start:stop], h[:, start:stop], c[:, start:stop], gates, out_weight, out_bias,
+                                 **kwargs)
         updates.append(u)
-        hs.append(hb)
-        cs.append(cb)
-    return torch.cat(updates), torch.cat(hs, dim=1), torch.cat(cs, dim=1)
+        h_blocks.append(torch.stack(hs))
+        c_blocks.append(torch.stack(cs))
+    return torch.cat(updates), torch.cat(h_blocks, dim=1), torch.cat(c_blocks, dim=1)
