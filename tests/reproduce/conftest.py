@@ -7,7 +7,7 @@ import types
 from collections.abc import Callable
 
 import pytest
-from fake_systems import BEHAVIOURS
+from tests.reproduce.fake_systems import BEHAVIOURS
 
 
 @pytest.fixture

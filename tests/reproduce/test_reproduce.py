@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fake_systems import FIX_CHECKPOINT, FIX_DATA, good_report
+from tests.reproduce.fake_systems import FIX_CHECKPOINT, FIX_DATA, good_report
 
 from metashot.cli import main
 from metashot.errors import UsageError
