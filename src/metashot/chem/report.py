@@ -201,8 +201,12 @@ def write_gpu_summary(results_dir: str | Path, checkpoint_dir: str | Path) -> Pa
         "```",
         "",
         "Files: `gpu_train.json` (training summary), `gpu_metrics.jsonl` (loss, KL, held-out token accuracy",
-        "during training), `evaluate_gpu.json` (the numbers above), `speed_*.json` (benchmarks/chem_speed.py).",
+        "during training), `evaluate_gpu.json` (the numbers above), `speed_*.json` (benchmarks/chem_speed.py),",
+        "`interpolation.png` / `optimization.png` (RDKit drawings; commands in `interpolation.json` /",
+        "`optimization.json`).",
     ]
+    if (results / "reduced.md").is_file():
+        lines += ["", "The CPU fallback model (labelled reduced) is described in `reduced.md`."]
     out = results / "README.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ck_lines = [
