@@ -27,7 +27,7 @@ def test_tiny_training_run_reduces_the_loss(tiny_run: Path) -> None:
 
 @pytest.mark.needs_shared_data
 def test_resume_continues_from_the_checkpoint_and_refuses_to_overwrite(tmp_path: Path, shared_data: Path) -> None:
-    cfg = preset("tiny", max_molecules=300, eval_every=1000)
+    cfg = preset("tiny", max_molecules=300, eval_every=1000, bucket_by_length=True, trim_padding=True)
     run = tmp_path / "run"
     first = train(cfg, run, data_dir=str(shared_data), device="cpu", max_steps=3, show_progress=False)
     assert first.step == 3 and first.stopped_because == "max_steps"
@@ -64,3 +64,16 @@ def test_gru_precision_choice_runs_and_leaves_the_model_unchanged() -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("bucket", [False, True])
+def test_batch_order_visits_every_molecule_once_and_buckets_by_length(bucket: bool) -> None:
+    from metashot.chem.data import batch_order
+
+    lengths = torch.randint(5, 120, (1000,), generator=torch.Generator().manual_seed(0))
+    order = batch_order(lengths, 10, seed=3, bucket=bucket)
+    assert sorted(order.tolist()) == list(range(1000))
+    assert torch.equal(order, batch_order(lengths, 10, seed=3, bucket=bucket))  # deterministic: exact resume
+    spread = (lengths[order].view(100, 10).max(1).values - lengths[order].view(100, 10).min(1).values).float().mean()
+    # random batches of 10 span ~90 of the 115 possible lengths; sorted chunks of 64 batches ~2
+    assert (spread < 10) if bucket else (spread > 50)

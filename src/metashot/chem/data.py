@@ -24,7 +24,7 @@ from metashot.data.molecules import MoleculeTable, load_moses, load_zinc250k
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MoleculeData", "load_molecule_data", "load_split"]
+__all__ = ["MoleculeData", "batch_order", "load_molecule_data", "load_split"]
 
 
 @dataclass
@@ -107,3 +107,23 @@ def load_molecule_data(
         property_std=std,
         skipped=skipped_train + skipped_test,
     )
+
+
+def batch_order(lengths: Tensor, batch_size: int, *, seed: int, bucket: bool) -> Tensor:
+    """One epoch's visiting order of ``len(lengths)`` molecules (a permutation, on the CPU).
+
+    With ``bucket``: sort by length within random chunks of 64 batches, cut into batches and shuffle
+    the batches, so consecutive ``batch_size`` slices hold molecules of similar length (the tail that
+    does not fill a batch stays at the end). Deterministic in ``seed`` (exact resume).
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = len(lengths)
+    perm = torch.randperm(n, generator=g)
+    if not bucket:
+        return perm
+    chunk = batch_size * 64
+    perm = torch.cat([p[torch.argsort(lengths[p], stable=True)] for p in perm.split(chunk)])
+    n_batches = n // batch_size
+    batches = perm[: n_batches * batch_size].view(n_batches, batch_size)  # (n_batches, batch_size)
+    batches = batches[torch.randperm(n_batches, generator=g)]
+    return torch.cat([batches.reshape(-1), perm[n_batches * batch_size :]])

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from metashot.chem.config import TrainConfig, VAEConfig
-from metashot.chem.data import MoleculeData, load_molecule_data
+from metashot.chem.data import MoleculeData, batch_order, load_molecule_data
 from metashot.chem.functional import gaussian_kl, kl_weight, property_loss, reconstruction_loss
 from metashot.chem.smiles import SmilesVocab
 from metashot.chem.vae import SmilesVAE
@@ -280,19 +280,7 @@ def train(
 
     def epoch_order(epoch: int) -> Tensor:
         # kept on the CPU: slicing it and looking up lengths needs no device synchronisation
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        perm = torch.randperm(n_train, generator=g)
-        if not config.bucket_by_length:
-            return perm
-        # sort within random chunks of 64 batches, cut into batches, shuffle the batches: every batch
-        # holds molecules of similar length, the epoch still visits every molecule once
-        chunk = batch_size * 64
-        parts = [p[torch.argsort(lengths[p], stable=True)] for p in perm.split(chunk)]
-        perm = torch.cat(parts)
-        n_batches = n_train // batch_size
-        batches = perm[: n_batches * batch_size].view(n_batches, batch_size)
-        batches = batches[torch.randperm(n_batches, generator=g)]
-        return torch.cat([batches.reshape(-1), perm[n_batches * batch_size :]])
+        return batch_order(lengths, batch_size, seed=seed * 1_000_003 + epoch, bucket=config.bucket_by_length)
 
     order = epoch_order(int(state["epoch"]))
     total_steps = max_steps if max_steps is not None else int(config.epochs * steps_per_epoch)
