@@ -49,6 +49,10 @@ class ModelConfig:
         default=(math.e, math.e**3), metadata={"help": "tau ~ log-uniform in this range (paper: exp(1)..exp(3))"}
     )
 
+    time_input_scale: float = field(
+        default=1.0, metadata={"help": "LSTM / BN-LSTM baselines: the timestamp input is times * this (paper: 1, raw ms)"}
+    )
+
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise UsageError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")

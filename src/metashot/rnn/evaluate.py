@@ -36,6 +36,7 @@ def build_model(config: TrainConfig) -> nn.Module:
         leak=m.leak,
         period_init_range=tuple(m.period_init_range),
         max_steps=task.max_steps,
+        time_input_scale=m.time_input_scale,
     )
 
 

@@ -4,8 +4,9 @@
 (``input_size``, ``hidden_size``, ``output_size`` and :class:`~metashot.rnn.config.ModelConfig`
 fields) and has ``forward(inputs (B, T, I), times (B, T), lengths (B,)) -> (B, output_size)``.
 
-As in the paper (section 3.1), the LSTM baselines get the timestamp as an extra input feature,
-while the Phased LSTM sees it only through its time gate.
+As in the paper (section 3.1), the LSTM baselines get the timestamp as an extra input feature
+(raw, in ms, by default; ``time_input_scale`` rescales it), while the Phased LSTM sees it only
+through its time gate.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ class PhasedLSTMModel(nn.Module):
         leak: float = 1e-3,
         period_init_range: tuple[float, float] = (math.e, math.e**6),
         max_steps: int = 0,
+        time_input_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        del max_steps  # only BN-LSTM needs it
+        del max_steps, time_input_scale  # baseline-only options
         self.rnn = PhasedLSTM(
             input_size, hidden_size, num_layers, batch_first=True, r_on=r_on, leak=leak,
             period_init_range=period_init_range,
@@ -61,13 +63,15 @@ class PhasedLSTMModel(nn.Module):
 class LSTMModel(nn.Module):
     """``nn.LSTM`` (cuDNN on GPU) baseline; input = ``[x, t]``; head on the last real step's output."""
 
-    def __init__(self, *, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1, **_: object) -> None:
+    def __init__(self, *, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1,
+                 time_input_scale: float = 1.0, **_: object) -> None:
         super().__init__()
+        self.time_input_scale = time_input_scale
         self.rnn = nn.LSTM(input_size + 1, hidden_size, num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, inputs: Tensor, times: Tensor, lengths: Tensor) -> Tensor:
-        x = torch.cat([inputs, times.unsqueeze(-1)], dim=-1)  # (B, T, I + 1)
+        x = torch.cat([inputs, self.time_input_scale * times.unsqueeze(-1)], dim=-1)  # (B, T, I + 1)
         output, _ = self.rnn(x)  # causal: outputs before the padding do not see it
         return self.head(_last_output(output, lengths))
 
@@ -78,13 +82,15 @@ class LSTMModel(nn.Module):
 class BNLSTMModel(nn.Module):
     """Batch-normalised LSTM baseline; input = ``[x, t]``."""
 
-    def __init__(self, *, input_size: int, hidden_size: int, output_size: int, max_steps: int = 1000, **_: object) -> None:
+    def __init__(self, *, input_size: int, hidden_size: int, output_size: int, max_steps: int = 1000,
+                 time_input_scale: float = 1.0, **_: object) -> None:
         super().__init__()
+        self.time_input_scale = time_input_scale
         self.rnn = BNLSTM(input_size + 1, hidden_size, max_stat_steps=max(1, max_steps))
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, inputs: Tensor, times: Tensor, lengths: Tensor) -> Tensor:
-        x = torch.cat([inputs, times.unsqueeze(-1)], dim=-1)
+        x = torch.cat([inputs, self.time_input_scale * times.unsqueeze(-1)], dim=-1)
         _, (h, _) = self.rnn(x, lengths=lengths)
         return self.head(h)
 
