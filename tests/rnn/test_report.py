@@ -14,12 +14,16 @@ def test_report_evaluates_checkpoints_like_the_cli_and_writes_figures(tmp_path):
         config = TrainConfig(task=TaskConfig(sampling="async"), model=ModelConfig(model=model, hidden_size=8),
                              epochs=2, epoch_size=16, batch_size=8, eval_examples=16)
         train(config, checkpoints / f"{model}-frequency-async", device="cpu", show_progress=False)
+    scaled = TrainConfig(task=TaskConfig(sampling="async"), model=ModelConfig(model="lstm", hidden_size=8, time_input_scale=0.01),
+                         epochs=1, epoch_size=16, batch_size=8, eval_examples=16)
+    train(scaled, checkpoints / "lstm-frequency-async-timescale", device="cpu", show_progress=False)
     report = build_report(ReportOptions(out_dir=tmp_path / "out", quick=True, device="cpu", checkpoints_dir=checkpoints))
-    assert report.system == "rnn" and len(report.claims) == 5
+    assert report.system == "rnn" and len(report.claims) == 6
     assert all(f.path.is_file() and f.path.stat().st_size > 1000 for f in report.figures)
     cli = evaluate_checkpoint(checkpoints / "plstm-frequency-async", num_examples=500, seed=0, device="cpu")
     assert report.results["runs"]["plstm-async"]["accuracy"] == cli["accuracy"]
     assert "--examples 500 --seed 0" in report.claims[0].command
+    assert any("ablation" in c.claim and c.status == "info" for c in report.claims)
 
 
 def test_report_names_the_training_command_when_a_checkpoint_is_missing(tmp_path):

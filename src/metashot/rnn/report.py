@@ -55,11 +55,13 @@ def _accuracy_figure(curves: dict[tuple[str, str], tuple[list[float], list[float
 
     samplings = [s for s in SAMPLING_NAMES if any(k[1] == s for k in curves)]
     fig, axes = plt.subplots(1, len(samplings), figsize=(4.2 * len(samplings), 3.4), squeeze=False)
-    colors = {"plstm": "tab:red", "lstm": "tab:blue", "bnlstm": "tab:green"}
+    colors = {"plstm": "tab:red", "lstm": "tab:blue", "bnlstm": "tab:green", "lstm-scaled": "tab:cyan"}
+    labels = {**MODEL_NAMES, "lstm-scaled": "LSTM, time x 0.01 (ablation)"}
     for ax, sampling in zip(axes[0], samplings):
         for (model, s), (xs, ys) in sorted(curves.items()):
             if s == sampling:
-                ax.plot(xs, [100 * y for y in ys], color=colors[model], label=MODEL_NAMES[model])
+                ax.plot(xs, [100 * y for y in ys], color=colors[model], label=labels[model],
+                        linestyle="--" if model == "lstm-scaled" else "-")
         ax.set_title(SAMPLING_NAMES[sampling])
         ax.set_xlabel("epoch (10,000 examples)")
         ax.set_ylim(40, 100)
@@ -249,6 +251,20 @@ def build_report(options: ReportOptions) -> SystemReport:
         paper_value=0.05, ours_value=fraction,
     ))
 
+    for sampling in SAMPLING_NAMES:  # ablation: the LSTM with the timestamp in seconds instead of ms
+        path = Path(options.checkpoints_dir) / f"lstm-frequency-{sampling}-timescale"
+        if not has_checkpoint(path):
+            continue
+        result = evaluate_checkpoint(path, num_examples=examples, seed=options.seed, device=options.device)
+        results["runs"][f"lstm-{sampling}-timescale"] = result
+        xs, _ = _curve(path, 32)
+        curves[("lstm-scaled", sampling)] = _curve(path, 32)
+        report.claims.append(Claim(
+            claim=f"ablation, {SAMPLING_NAMES[sampling]} sampling: LSTM with the timestamp input x 0.01 "
+                  f"(after {xs[-1] if xs else 0:.1f} paper-epochs)",
+            paper=f"{PAPER_ACCURACY[('lstm', sampling)]:.2f}% (LSTM, 70 epochs)", ours=f"{100 * result['accuracy']:.2f}%",
+            command=_evaluate_command(path, examples, options.seed), status="info", ours_value=result["accuracy"],
+        ))
     _adding_claims(options, report, results, examples)
     _device_claims(options, report, results)
     device_dir = Path(options.checkpoints_dir).parent / "results" / "rnn" / "device"
