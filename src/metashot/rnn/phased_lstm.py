@@ -31,15 +31,15 @@ _compiled: dict[str, _Recurrence] = {}
 # helpers
 
 
-def recurrence_fn(backend: str = "auto", device_type: str = "cpu") -> _Recurrence:
-    """The time loop :func:`functional.gated_lstm_recurrence`, scripted/compiled per ``backend``.
+def recurrence_fn(backend: str = "auto") -> _Recurrence:
+    """The time loop (:func:`functional.gated_lstm_recurrence`'s contract) for ``backend``.
 
-    ``auto`` = ``fused`` (:mod:`metashot.rnn.fused`: no autograd recording and a hand-written
-    backward pass with fewer kernels per step, ~10% faster than ``eager`` on CPU where both are
-    bound by the ``h @ W_hh`` products, see ``benchmarks/plstm_speed.py``); ``eager`` is the plain
-    Python loop through autograd (the reference). ``script`` (TorchScript; its profiling executor re-specialises
-    when the sequence length changes) and ``compile`` (``torch.compile`` of one step, slow to warm
-    up) are there to be measured.
+    ``auto`` = ``fused`` (:mod:`metashot.rnn.fused`): no autograd recording and a hand-written
+    backward pass with fewer kernels per step; ~10% faster than ``eager`` on CPU, where both are
+    bound by the ``h @ W_hh`` products (``benchmarks/plstm_speed.py``). ``eager`` is the plain
+    Python loop through autograd (the reference). ``script`` (TorchScript, whose profiling executor
+    re-specialises when the sequence length changes) and ``compile`` (``torch.compile`` of one
+    step, slow to warm up) are there to be measured.
     """
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -405,7 +405,7 @@ class PhasedLSTM(nn.Module):
                 f"PhasedLSTM: h_0 and c_0 must be {(self.num_layers, batch, self.hidden_size)}, "
                 f"got {tuple(hx[0].shape)} and {tuple(hx[1].shape)}"
             )
-        run = recurrence_fn(self.backend, x.device.type)
+        run = recurrence_fn(self.backend)
         h_n, c_n = [], []
         for layer, cell in enumerate(self.cells):
             if layer > 0 and self.dropout > 0.0 and self.training:
