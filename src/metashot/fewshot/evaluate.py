@@ -37,6 +37,17 @@ class EvaluationResult:
     per_episode: Tensor  # (episodes,)
 
 
+def episodes_per_batch(images_per_episode: int, device: torch.device, max_images: int | None = None) -> int:
+    """How many episodes to score in one forward pass.
+
+    GPUs want big batches (8192 images). On CPU small ones are faster: a 28x28 Conv4 scores ~800
+    images/s in batches of 80 but ~440 images/s in batches of 960 (1 thread; the first block's
+    activations of a big batch no longer fit in cache), so CPU batches hold about 96 images.
+    """
+    limit = max_images or (8192 if device.type == "cuda" else 96)
+    return max(1, limit // images_per_episode)
+
+
 def load_model(checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
     """Rebuild the model of a checkpoint (run folder or flat folder) in eval mode."""
     ckpt = load_checkpoint(checkpoint, map_location="cpu", groups=["model"])
@@ -69,9 +80,7 @@ def evaluate(
     dev = resolve_device(device)
     model = model.to(dev).eval()
     indices = fixed_episodes(dataset.labels, n_way, n_shot, n_query, n_episodes, seed, dataset.class_names)
-    per_episode_images = n_way * (n_shot + n_query)
-    limit = max_images_per_batch or (8192 if dev.type == "cuda" else 1024)
-    batch = max(1, limit // per_episode_images)
+    batch = episodes_per_batch(n_way * (n_shot + n_query), dev, max_images_per_batch)
     images = dataset.images.to(dev)
     accuracies = []
     for start in range(0, n_episodes, batch):
