@@ -129,8 +129,10 @@ def meta_train(
         ckpt = load_checkpoint(run_dir, map_location=device)
         saved = from_dict(MetaTrainConfig, ckpt.config)
         # Schedule/runtime fields may change on resume; everything that defines the model stays.
+        # (chunk_size only changes float rounding and speed, so it is a runtime field too.)
         runtime = {k: getattr(config, k) for k in _RUNTIME_FIELDS}
-        if replace(saved, **runtime) != replace(config, **{k: getattr(saved, k) for k in _RUNTIME_FIELDS}):
+        saved = replace(saved, net=replace(saved.net, chunk_size=config.net.chunk_size))
+        if replace(saved, **runtime) != config:
             logger.warning("resuming with the checkpoint's config (the given one differs beyond %s)", _RUNTIME_FIELDS)
         config = replace(saved, **runtime)
         net = CoordinatewiseLSTM(config.net).to(device)
