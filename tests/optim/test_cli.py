@@ -45,6 +45,8 @@ def test_compare_prints_the_documented_json_and_draws_the_plot(trained_run, tmp_
         assert len(entry["curve"]) == 6 and isinstance(entry["final_loss"], float), name
         assert entry["final_loss"] == pytest.approx(entry["curve"][-1])
     assert result["optimizers"]["adam"]["lr"] in (0.001, 0.01)
+    assert 0 <= result["optimizers"]["adam"]["lstm_wins"] <= 2
+    assert len(result["optimizers"]["lstm"]["final_losses"]) == 2
     assert "measure" in result
     assert plot.stat().st_size > 1000
 

@@ -142,6 +142,7 @@ def summarize(curves: list[list[float]]) -> dict[str, Any]:
         "curve": [float(v) for v in mean],
         "curve_std": [float(v) for v in std],
         "runs_diverged": int((~torch.isfinite(final)).sum()),
+        "final_losses": [float(v) for v in final],  # per run, in test-seed order (paired across optimizers)
     }
 
 
@@ -161,7 +162,8 @@ def compare(
 
     Returns:
         ``{"task", "steps", "runs", "seed", "measure", "optimizers": {name: {"final_loss", "curve",
-        "lr", ...}}}``; baselines also carry ``lr_scores`` (the tuning grid).
+        "lr", "final_losses", ...}}}``; baselines also carry ``lr_scores`` (the tuning grid) and
+        ``lstm_wins``: on how many of the (paired) test problems the LSTM ended lower.
     """
     seeds = [heldout_problem_seed(seed, i) for i in range(runs)]
     results: dict[str, Any] = {}
@@ -177,6 +179,11 @@ def compare(
             curves = run_many(task, baseline_factory(name, lr), seeds, steps, device)
             results[name] = {**summarize(curves), "lr": lr, "lr_scores": scores}
         logger.info("%s: final loss %.4g (lr %s)", name, results[name]["final_loss"], results[name]["lr"])
+    if "lstm" in results:
+        lstm_final = results["lstm"]["final_losses"]
+        for name, entry in results.items():
+            if name != "lstm":
+                entry["lstm_wins"] = sum(a < b for a, b in zip(lstm_final, entry["final_losses"]))
     return {
         "task": task.name,
         "steps": steps,

@@ -86,6 +86,9 @@ def _claim(exp: _Experiment, result: dict[str, Any], command: str) -> Claim:
     ours = f"LSTM {lstm:.4g} vs best baseline {rival} {finals[rival]:.4g} (" + ", ".join(
         f"{k} {finals[k]:.4g}" for k in exp.against
     ) + ")"
+    wins = result["optimizers"][rival].get("lstm_wins")
+    if wins is not None:
+        ours += f"; LSTM lower on {wins}/{len(result['optimizers']['lstm'].get('final_losses', []))} paired runs"
     if exp.expect_win is None:
         status = "met" if won else "not met"
     elif exp.expect_win:
