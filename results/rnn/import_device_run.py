@@ -62,4 +62,4 @@ for name in ("summary.json", "plstm_speed.json"):
 for folder in ("eval", "logs"):
     if (source / folder).is_dir():
         shutil.copytree(source / folder, device_dir / folder, dirs_exist_ok=True)
-print(f"now run: OMP_NUM_THREADS=1 .venv/bin/python results/rnn/make_results.py")
+print("now run: OMP_NUM_THREADS=1 .venv/bin/python results/rnn/make_results.py")
