@@ -11,7 +11,8 @@
 #    best/state.json) is kept: model selection, not test data.
 # 2. `metashot optim compare` on the device, seven in parallel: mnist-mlp at
 #    100 and 200 steps, -wide, -deep, -relu with the mnist-mlp optimizer, -relu with the mixed one.
-# Everything lands in $OUT/optim/: runs, compare JSON + PNG, logs, selected.txt.
+# 3. benchmarks/optim_speed.py on the device.
+# Everything lands in $OUT/optim/: runs, compare JSON + PNG, logs, selected.txt, speed-cuda.json.
 set -u
 : "${OUT:?set OUT}"
 MINUTES="${MINUTES:-7}"
@@ -98,4 +99,10 @@ for f in sorted(Path(sys.argv[1]).glob("compare-*.json")):
     finals = {k: round(v["final_loss"], 4) for k, v in r["optimizers"].items()}
     print(f.stem, r["steps"], finals)
 PYEOF
+# --- 3. speed on the device (step() vs Adam at 10k/100k/1M parameters; meta-training unrolls/s) ----
+if [ "$DEVICE" != "cpu" ]; then
+  timeout 120 "$PY" benchmarks/optim_speed.py --device "$DEVICE" --json "$out/speed-$DEVICE.json" \
+    > "$out/speed-$DEVICE.log" 2>&1
+  cat "$out/speed-$DEVICE.log"
+fi
 echo "optim: done"

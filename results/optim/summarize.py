@@ -1,0 +1,33 @@
+"""Print the markdown table of results/optim/compare-*.json (used to write README.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    print("| result file | task | steps | runs | LSTM | Adam | RMSprop | NAG | SGD | LSTM lower than best baseline on |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for path in sorted(HERE.glob(sys.argv[1] if len(sys.argv) > 1 else "compare-*.json")):
+        r = json.loads(path.read_text())
+        opts = r["optimizers"]
+        cells = []
+        for name in ("lstm", "adam", "rmsprop", "nag", "sgd"):
+            if name not in opts:
+                cells.append("–")
+                continue
+            e = opts[name]
+            lr = "" if name == "lstm" else f" (lr {e['lr']:.2g})"
+            cells.append(f"{e['final_loss']:.3f} ± {e['final_loss_ci95']:.3f}{lr}")
+        baselines = {k: v for k, v in opts.items() if k != "lstm"}
+        best = min(baselines, key=lambda k: baselines[k]["final_loss"]) if baselines else None
+        wins = f"{baselines[best]['lstm_wins']}/{r['runs']} runs ({best})" if best and "lstm" in opts else "–"
+        print(f"| {path.name} | {r['task']} | {r['steps']} | {r['runs']} | " + " | ".join(cells) + f" | {wins} |")
+
+
+if __name__ == "__main__":
+    main()
