@@ -77,3 +77,17 @@ def test_batch_order_visits_every_molecule_once_and_buckets_by_length(bucket: bo
     spread = (lengths[order].view(100, 10).max(1).values - lengths[order].view(100, 10).min(1).values).float().mean()
     # random batches of 10 span ~90 of the 115 possible lengths; sorted chunks of 64 batches ~2
     assert (spread < 10) if bucket else (spread > 50)
+
+
+@pytest.mark.needs_shared_data
+def test_budget_kl_schedule_follows_the_time_budget(tmp_path: Path, shared_data: Path) -> None:
+    # 3 steps of a 10-minute budget: the weight is still ~0 (sigmoid at budget fraction ~0, midpoint
+    # 0.4, slope 16 -> 0.0017 * kl_max), while the epoch schedule of the same config would not be
+    cfg = preset("tiny", max_molecules=200, eval_every=1000, kl_schedule="budget", kl_midpoint=0.4, kl_slope=16.0)
+    train(cfg, tmp_path / "run", data_dir=str(shared_data), device="cpu", max_steps=3, max_minutes=10,
+          show_progress=False)
+    weights = [r["kl_weight"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+               if "kl_weight" in r]
+    assert weights and all(w < 0.01 for w in weights)
+    with pytest.raises(UsageError, match="kl_schedule"):
+        preset("tiny", kl_schedule="weekly")

@@ -32,7 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--kl-midpoint", type=float, default=None, help="epoch of half KL weight")
+    p.add_argument("--kl-schedule", choices=["epoch", "budget"], default=None,
+                   help="KL annealing over epochs (paper) or over the fraction of --max-minutes spent")
+    p.add_argument("--kl-midpoint", type=float, default=None, help="epoch (or budget fraction) of half KL weight")
     p.add_argument("--kl-slope", type=float, default=None)
     p.add_argument("--kl-max", type=float, default=None)
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None)
@@ -138,6 +140,7 @@ def _train(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "epochs": args.epochs,
+        "kl_schedule": args.kl_schedule,
         "kl_midpoint": args.kl_midpoint,
         "kl_slope": args.kl_slope,
         "kl_max": args.kl_max,

@@ -314,7 +314,13 @@ def train(
         decode_length = min(length, -(-(int(lengths[index_cpu].max()) + 1) // 8) * 8) if config.trim_padding else length
         index = index_cpu.to(dev, non_blocking=True)
         x = ids[index].long()  # (batch, max_length)
-        weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
+        if config.kl_schedule == "budget" and budget.seconds:
+            weight = kl_weight(budget.elapsed() / budget.seconds, midpoint=config.kl_midpoint, slope=config.kl_slope,
+                               maximum=config.kl_max)
+        elif config.kl_schedule == "budget":  # no --max-minutes: fall back to epochs
+            weight = kl_weight(epoch_float, midpoint=4.0, slope=1.0, maximum=config.kl_max)
+        else:
+            weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
         try:
             with _autocast(dev, use_bf16):
                 output = model(x, decode_length=decode_length)
