@@ -157,6 +157,7 @@ except Exception:
 print(max(4, int(0.85 * steps_per_second * seconds)))
 EOF
 )
+  rm -rf "$dir/calibration/$name"/checkpoint-* "$dir/calibration/$name"/.tmp-*  # keep only its metrics (small tarball)
   decay=$(( steps / 4 > 0 ? steps / 4 : 1 ))
   cmd="$PY -m metashot.cli fewshot train ${ARGS[$name]} --dataset omniglot --out $dir/runs/$name --steps $steps --lr-decay-every $decay --checkpoint-every 1000000 --log-every 100 --max-minutes $($PY -c "print(round($train_seconds / 60, 3))") --device $DEVICE --seed 0 --no-progress --json"
   echo "$cmd" > "$dir/runs/$name.command"
