@@ -122,3 +122,13 @@ def test_model_config_rejects_fce_for_other_methods():
 
     with pytest.raises(UsageError, match="--fce"):
         ModelConfig(method="protonet", full_context=True)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("metashot.fewshot.config", fromlist=["PRESETS"]).PRESETS))
+def test_every_preset_round_trips_through_json_and_builds_its_model(name):
+    from metashot.config import from_dict, to_dict
+    from metashot.fewshot.config import TrainConfig, get_preset
+
+    config = get_preset(name)
+    assert from_dict(TrainConfig, to_dict(config)) == config
+    assert isinstance(build_model(config.model), torch.nn.Module)

@@ -99,11 +99,12 @@ class TrainConfig:
 # --- presets ----------------------------------------------------------------------------------------
 
 
-def _preset(method: str, n_way: int, n_shot: int, **kwargs: object) -> TrainConfig:
+def _preset(method: str, n_way: int, n_shot: int, n_query: int = 15, **kwargs: object) -> TrainConfig:
     model_keys = {"full_context", "read_steps", "scale"}
     model = ModelConfig(method=method, **{k: v for k, v in kwargs.items() if k in model_keys})  # type: ignore[arg-type]
     rest = {k: v for k, v in kwargs.items() if k not in model_keys}
-    return TrainConfig(model=model, episodes=EpisodeConfig(n_way=n_way, n_shot=n_shot, n_query=15), **rest)  # type: ignore[arg-type]
+    episodes = EpisodeConfig(n_way=n_way, n_shot=n_shot, n_query=n_query)
+    return TrainConfig(model=model, episodes=episodes, **rest)  # type: ignore[arg-type]
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -111,12 +112,14 @@ PRESETS: dict[str, TrainConfig] = {
     "omniglot-matching-paper-5way1shot": _preset("matching", 5, 1, scale=1.0),
     # Our reproduction recipe: more ways per training episode (as Prototypical Networks do) and a
     # cosine scale of 10; one model per shot count serves both 5-way and 20-way tests.
-    "omniglot-matching-1shot": _preset("matching", 20, 1, scale=10.0),
+    # (The GPU script, scripts/device/fewshot.sh, trains these shapes with a calibrated step count.)
+    "omniglot-matching-1shot": _preset("matching", 20, 1, scale=10.0, episodes_per_step=2),
     "omniglot-matching-5shot": _preset("matching", 20, 5, scale=10.0),
     "omniglot-matching-fce-1shot": _preset("matching", 20, 1, scale=10.0, full_context=True),
-    "omniglot-protonet-1shot": _preset("protonet", 60, 1),
-    "omniglot-protonet-5shot": _preset("protonet", 60, 5),
-    "omniglot-baseline": _preset("baseline", 5, 1),
+    # Snell et al.: 60-way episodes with 5 queries per class, the test's shot.
+    "omniglot-protonet-1shot": _preset("protonet", 60, 1, n_query=5),
+    "omniglot-protonet-5shot": _preset("protonet", 60, 5, n_query=5),
+    "omniglot-baseline": _preset("baseline", 5, 1, batch_size=256),
 }
 
 
