@@ -254,30 +254,39 @@ def main(argv: list[str] | None = None) -> dict:
     peer_problem = _peer_importable()
     names = [c for c in args.cases if not (c.startswith("easyfsl") and peer_problem)]
     rows = measure(names, args.device, args.rounds, args.eval_episodes, args.data_dir)
+    for case in args.cases:
+        if case not in names:
+            rows.append({"case": case, "skipped": f"easyfsl not importable here ({peer_problem}); see the docstring"})
+    peer = next((r for r in rows if r["case"] == "easyfsl-fce" and "skipped" not in r), None)
+    for r in rows:
+        if peer and "skipped" not in r:
+            r["train_ratio_vs_easyfsl"] = r["train_episodes_per_second"] / peer["train_episodes_per_second"]
+            r["eval_ratio_vs_easyfsl"] = r["eval_episodes_per_second"] / peer["eval_episodes_per_second"]
+    report = _write(args, argv, rows)  # the timings first: a time limit during the memory runs loses nothing
     for row in rows:
+        if "skipped" in row:
+            continue
         cmd = [sys.executable, __file__, "--memory-of", row["case"], "--device", args.device]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         row["peak_memory_mib"] = (
             round(json.loads(proc.stdout.strip().splitlines()[-1])["peak_memory_mib"], 1) if proc.returncode == 0 else None
         )
         row["memory_kind"] = "cuda max allocated" if args.device.startswith("cuda") else "growth of the process's max RSS"
-    for case in args.cases:
-        if case not in names:
-            rows.append({"case": case, "skipped": f"easyfsl not importable here ({peer_problem}); see the docstring"})
-    peer = next((r for r in rows if r["case"] == "easyfsl-fce" and "skipped" not in r), None)
+    report = _write(args, argv, rows)
     print(f"{'case':18s} {'train ep/s':>11s} {'eval ep/s':>10s} {'peak MiB':>9s} {'train x peer':>13s} {'eval x peer':>12s}")
     for r in rows:
         if "skipped" in r:
             print(f"{r['case']:18s} skipped: {r['skipped']}")
             continue
-        if peer:
-            r["train_ratio_vs_easyfsl"] = r["train_episodes_per_second"] / peer["train_episodes_per_second"]
-            r["eval_ratio_vs_easyfsl"] = r["eval_episodes_per_second"] / peer["eval_episodes_per_second"]
         ratio_t = f"{r['train_ratio_vs_easyfsl']:.2f}x" if peer else "-"
         ratio_e = f"{r['eval_ratio_vs_easyfsl']:.2f}x" if peer else "-"
         mem = f"{r['peak_memory_mib']:9.0f}" if r.get("peak_memory_mib") is not None else f"{'?':>9s}"
         print(f"{r['case']:18s} {r['train_episodes_per_second']:11.1f} {r['eval_episodes_per_second']:10.1f} "
               f"{mem} {ratio_t:>13s} {ratio_e:>12s}")
+    return report
+
+
+def _write(args: argparse.Namespace, argv: list[str] | None, rows: list[dict]) -> dict:
     import torch
 
     report = {

@@ -213,11 +213,5 @@ for name, todo in serves.items():
               flush=True)
 (root / "summary.json").write_text(json.dumps(_clean(summary), indent=2) + "\n")
 EOF
-# --- 4. speed of our Matching Networks on this card (easyfsl rows only if it imports here) ---
-left=$($PY -c "print(int($start + $MINUTES * 60 + 90 - $(date +%s)))")
-if [ "$left" -gt 40 ]; then
-  timeout "$(( left < 90 ? left : 90 ))" $PY benchmarks/fewshot_speed.py --device "$DEVICE" --rounds 100 \
-    --eval-episodes 480 --out "$dir/results/speed-$DEVICE.json" > "$dir/logs/speed.log" 2>&1
-  tail -n 6 "$dir/logs/speed.log"
-fi
+# (The GPU speed benchmark runs alone on the idle card at the end of run_all.sh.)
 echo "fewshot: done in $(( $(date +%s) - start ))s"
