@@ -1,0 +1,1 @@
+python3 -m metashot.cli fewshot train --method baseline --batch-size 256 --dataset omniglot --out /tmp/metashot-device.VDL2/fewshot/runs/baseline --steps 14418 --lr-decay-every 3604 --checkpoint-every 1000000 --log-every 100 --max-minutes 3.6 --device cuda --seed 0 --no-progress --json

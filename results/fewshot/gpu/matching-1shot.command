@@ -1,0 +1,1 @@
+python3 -m metashot.cli fewshot train --method matching --way 20 --shot 1 --query 15 --episodes-per-step 2 --dataset omniglot --out /tmp/metashot-device.VDL2/fewshot/runs/matching-1shot --steps 14381 --lr-decay-every 3595 --checkpoint-every 1000000 --log-every 100 --max-minutes 3.6 --device cuda --seed 0 --no-progress --json

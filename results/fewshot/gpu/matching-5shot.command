@@ -1,0 +1,1 @@
+python3 -m metashot.cli fewshot train --method matching --way 20 --shot 5 --query 15 --dataset omniglot --out /tmp/metashot-device.VDL2/fewshot/runs/matching-5shot --steps 12929 --lr-decay-every 3232 --checkpoint-every 1000000 --log-every 100 --max-minutes 3.6 --device cuda --seed 0 --no-progress --json

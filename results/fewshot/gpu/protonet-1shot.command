@@ -1,0 +1,1 @@
+python3 -m metashot.cli fewshot train --method protonet --way 60 --shot 1 --query 5 --dataset omniglot --out /tmp/metashot-device.VDL2/fewshot/runs/protonet-1shot --steps 13667 --lr-decay-every 3416 --checkpoint-every 1000000 --log-every 100 --max-minutes 3.6 --device cuda --seed 0 --no-progress --json
