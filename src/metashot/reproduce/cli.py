@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for o in outcomes:
         n = claim_counts(o)
         detail = f"{n['met']} met, {n['not met']} not met, {n['info']} info" if o.status == "ok" else o.message
-        print(f"{o.system:8s} {o.status:8s} {o.seconds:7.1f} s  {detail}")
+        print(f"{o.system:8s} {o.status:8s} {o.seconds:7.1f} s ({o.cpu_seconds:6.1f} s CPU)  {detail}")
     print(f"report: {paths['html']}  ({paths['markdown'].name}, {paths['json'].name})")
     sys.stdout.flush()
     return exit_code(outcomes)

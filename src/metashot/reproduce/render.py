@@ -129,6 +129,7 @@ def results_document(outcomes: list[SystemOutcome], metadata: dict[str, Any], re
             "title": o.report.title,
             "status": o.status,
             "seconds": round(o.seconds, 3),
+            "cpu_seconds": round(o.cpu_seconds, 3),
             "message": o.message,
             "fix": fix_command(o.message) if o.status == "missing" else None,
             "counts": claim_counts(o),
@@ -172,7 +173,7 @@ def render_markdown(outcomes: list[SystemOutcome], metadata: dict[str, Any], rep
     for o in outcomes:
         n = claim_counts(o)
         lines.append(f"| [{o.system}](#{o.system}) | {_status_label(o)} | {n['met']} | {n['not met']} | {n['info']} | {n['missing']} "
-                     f"| {o.seconds:.1f} s |")
+                     f"| {o.seconds:.1f} s ({o.cpu_seconds:.1f} s CPU) |")
     for o in outcomes:
         lines += ["", f'<a id="{o.system}"></a>', "", f"## {o.report.title} (`{o.system}`)", "",
                   f"Status: **{_status_label(o)}**, {o.seconds:.1f} s.", ""]
@@ -341,7 +342,7 @@ def render_html(outcomes: list[SystemOutcome], metadata: dict[str, Any]) -> str:
         rows.append(f'<tr><td><a href="#{escape(o.system)}">{escape(o.report.title)}</a></td>'
                     f'<td><span class="badge {css}">{_status_label(o)}</span></td>'
                     f"<td>{n['met']}</td><td>{n['not met']}</td><td>{n['info']}</td><td>{n['missing']}</td>"
-                    f"<td class=num>{o.seconds:.1f} s</td></tr>")
+                    f"<td class=num>{o.seconds:.1f} s <span class=raw>{o.cpu_seconds:.1f} s CPU</span></td></tr>")
     parts.append("<section id=summary><h2>Summary</h2><table class=summary><thead><tr><th>System</th>"
                  "<th>Status</th><th>Met</th><th>Not met</th><th>Info</th><th>Missing</th><th>Wall time</th></tr></thead>"
                  "<tbody>" + "".join(rows) + "</tbody></table>")
@@ -363,6 +364,7 @@ def write_report(outcomes: list[SystemOutcome], metadata: dict[str, Any], report
     report_dir.mkdir(parents=True, exist_ok=True)
     meta = dict(metadata)
     meta["wall_seconds"] = {o.system: round(o.seconds, 3) for o in outcomes}
+    meta["cpu_seconds"] = {o.system: round(o.cpu_seconds, 3) for o in outcomes}
     meta.setdefault("total_seconds", round(sum(o.seconds for o in outcomes), 1))
     paths = {"html": report_dir / "index.html", "markdown": report_dir / "report.md",
              "json": report_dir / "results.json"}

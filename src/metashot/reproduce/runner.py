@@ -59,6 +59,8 @@ class SystemOutcome:
             "pending" (not run yet: only in reports written while the run is in progress).
         report: the system's report; for missing/failed systems an empty one with the title.
         seconds: wall time of ``build_report`` (import included).
+        cpu_seconds: CPU time of this process (all threads) during ``build_report``: unlike the wall
+            time, it does not grow when other programs share the cores.
         message: for missing/failed systems, the one-line reason (for missing: with the fix).
         traceback: for failed systems, the formatted traceback.
         out_dir: the folder the system wrote its figures into.
@@ -68,6 +70,7 @@ class SystemOutcome:
     status: OutcomeStatus
     report: SystemReport
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     message: str = ""
     traceback: str = ""
     out_dir: Path = field(default_factory=Path)
@@ -149,7 +152,7 @@ def run_system(
     loader = loader or load_build_report
     title = SYSTEM_TITLES.get(system, system)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
 
     def outcome(status: OutcomeStatus, report: SystemReport | None = None, **kw: str) -> SystemOutcome:
         if status != "ok" and not any(options.out_dir.iterdir()):
@@ -159,6 +162,7 @@ def run_system(
             status=status,
             report=report if report is not None else SystemReport(system=system, title=title),
             seconds=time.perf_counter() - start,
+            cpu_seconds=time.process_time() - cpu_start,
             out_dir=options.out_dir,
             **kw,
         )
@@ -282,7 +286,8 @@ def run_all(
                 raise
             done = outcomes[index]
             (log.info if done.status == "ok" else log.warning)(
-                "[%d/%d] %s: %s (%.1f s)", index + 1, len(options.systems), system, _summary(done), done.seconds
+                "[%d/%d] %s: %s (%.1f s, %.1f s CPU)", index + 1, len(options.systems), system, _summary(done),
+                done.seconds, done.cpu_seconds,
             )
             bar.update(1)
             if on_update is not None:
