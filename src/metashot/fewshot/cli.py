@@ -147,6 +147,10 @@ def _train(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         data_dir=args.data_dir,
     )
+    from metashot.training.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 reports
+        return 0
     summary = {
         "out": str(result.out),
         "step": result.step,
@@ -155,6 +159,8 @@ def _train(args: argparse.Namespace) -> int:
         "seconds": round(result.seconds, 2),
         "episodes_per_second": round(result.episodes_per_second, 2),
         "stopped_early": result.stopped_early,
+        "world_size": result.world_size,
+        "global_episodes_per_step": result.global_episodes_per_step,
         "config": to_dict(config),
     }
     if args.json:

@@ -1,0 +1,171 @@
+"""DistributedDataParallel few-shot training under torchrun (2 CPU processes, gloo).
+
+(a) a 2-process run equals one process that accumulates the same global batch in 2 micro-batches;
+(b) a 2-process run SIGKILLed after a checkpoint and resumed ends bit-identical to an uninterrupted one;
+plus the per-rank RNG layout of the checkpoint and the refusal to resume on another world size.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from metashot.errors import CheckpointError
+from metashot.training import distributed as distrib
+from metashot.training import load_checkpoint
+
+pytestmark = [pytest.mark.needs_shared_data, pytest.mark.slow]
+
+# Small, fast episodes on the un-rotated background set (the quickest Omniglot part to load).
+ARGS = ["fewshot", "train", "--method", "matching", "--dataset", "omniglot", "--split", "background",
+        "--way", "5", "--shot", "1", "--query", "2", "--lr", "0.01", "--seed", "3", "--device", "cpu", "--no-progress"]
+EVERY = 3  # checkpoint interval
+
+
+def _torchrun(out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "metashot.cli", *ARGS, "--out", str(out), "--log-every", "1", "--checkpoint-every", str(EVERY), *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren, ... (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _sigkill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and every worker at once, as when the node dies."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _latest_step(run: Path) -> int:
+    try:
+        return int((run / "latest").read_text().strip().removeprefix("checkpoint-"))
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_data):
+    """A 2-process run SIGKILLed after its first checkpoint, resumed, and an uninterrupted twin."""
+    root = tmp_path_factory.mktemp("ddp")
+    killed, straight = root / "killed", root / "straight"
+    victim = _torchrun(killed, "--steps", "100000")
+    deadline = time.monotonic() + 180
+    while _latest_step(killed) < EVERY:
+        if victim.poll() is not None:
+            pytest.fail(victim.stderr.read().decode()[-4000:])
+        assert time.monotonic() < deadline, "the 2-process run wrote no checkpoint in time"
+        time.sleep(0.02)
+    workers = _descendants(victim.pid)
+    _sigkill_tree(victim)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the workers survived SIGKILL"
+        time.sleep(0.05)
+    interrupted_at = _latest_step(killed)
+    total = interrupted_at + EVERY  # steps is not part of the compared config; --max-steps ends both runs here
+    resumed = _torchrun(killed, "--steps", "100000", "--resume", "--max-steps", str(total))
+    twin = _torchrun(straight, "--steps", "100000", "--max-steps", str(total))
+    _finish(resumed)
+    _finish(twin)
+    return {"killed": killed, "straight": straight, "interrupted_at": interrupted_at, "total": total, "root": root}
+
+
+def test_resume_after_sigkill_is_bit_identical(runs):
+    a, b = load_checkpoint(runs["straight"]), load_checkpoint(runs["killed"])
+    assert runs["interrupted_at"] < a.step == b.step == runs["total"]
+    for group in ("model", "optimizer", "rng", "rng-rank1"):
+        assert a.tensors[group].keys() == b.tensors[group].keys()
+        for key, value in a.tensors[group].items():
+            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key} differs after resume"
+    assert b.state["world_size"] == 2 and b.state["global_episodes_per_step"] == 2
+    lines = (runs["killed"] / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == runs["total"]  # cut back to the checkpoint, then continued: one line per step
+
+
+def test_two_processes_equal_one_process_accumulating_the_global_batch(runs, shared_data):
+    from metashot.cli import build_parser
+    from metashot.fewshot.cli import _train_config
+
+    args = build_parser().parse_args([*ARGS, "--out", "x", "--steps", "100000", "--checkpoint-every", str(EVERY)])
+    config = _train_config(args)
+    from metashot.fewshot.train import train
+
+    one = runs["root"] / "one"
+    train(config, out=one, max_steps=runs["total"], device="cpu", show_progress=False,
+          data_dir=str(shared_data), accumulate=2)
+    a, b = load_checkpoint(runs["straight"]), load_checkpoint(one)
+    assert a.step == b.step == runs["total"]
+    initial = load_checkpoint(runs["straight"] / f"checkpoint-{runs['total'] - EVERY:08d}").tensors["model"]
+    moved = False
+    for key, value in a.tensors["model"].items():
+        if "running_" in key or "num_batches" in key:
+            continue  # DDP keeps rank 0's batch-norm running statistics; accumulation sees both shards
+        torch.testing.assert_close(value, b.tensors["model"][key], rtol=1e-4, atol=1e-5, msg=key)
+        moved |= not torch.equal(value, initial[key])
+    assert moved, "the weights did not change: the comparison proves nothing"
+
+
+def test_resume_on_another_world_size_is_refused(runs, shared_data):
+    from metashot.cli import build_parser
+    from metashot.fewshot.cli import _train_config
+    from metashot.fewshot.train import train
+
+    args = build_parser().parse_args([*ARGS, "--out", "x", "--steps", "100000", "--checkpoint-every", str(EVERY)])
+    with pytest.raises(CheckpointError, match="written by 2 process"):
+        train(_train_config(args), out=runs["straight"], resume=True, max_steps=runs["total"] + 1, device="cpu",
+              show_progress=False, data_dir=str(shared_data))
+
+
+def test_single_process_helpers_are_no_ops():
+    ctx = distrib.setup(torch.device("cpu"))
+    assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.distributed) == (0, 1, True, False)
+    model = torch.nn.Linear(2, 2)
+    assert distrib.wrap_ddp(model, ctx) is model
+    x = torch.arange(10)
+    assert torch.equal(distrib.shard(x, 1, 3), torch.tensor([1, 4, 7]))
+    assert list(distrib.shard_indices(7, 0, 2)) == [0, 2, 4, 6]
+    assert distrib.broadcast_object({"a": 1}, ctx) == {"a": 1}
+    assert distrib.gather_objects(5, ctx) == [5]
+    assert distrib.any_rank(True, ctx) and not distrib.any_rank(False, ctx)
+    assert distrib.rng_group(0) == "rng" and distrib.rng_group(2) == "rng-rank2"
+    distrib.barrier(ctx)
+    distrib.cleanup(ctx)
