@@ -209,18 +209,20 @@ def write_gpu_summary(results_dir: str | Path, checkpoint_dir: str | Path) -> Pa
         lines += ["", "The CPU fallback model (labelled reduced) is described in `reduced.md`."]
     out = results / "README.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    wall = (metrics[-1]["time"] - metrics[0]["time"]) / 60 if len(metrics) > 1 else 0.0
     speed_file = results / "speed_cuda.json"
     gpu = json.loads(speed_file.read_text()).get("device_name", "a GPU") if speed_file.is_file() else "a GPU"
     ck_lines = [
         "# chem-vae-zinc: the paper-size SMILES VAE trained on ZINC-250k",
         "",
         "Inference-only copy (fp16 weights, `config.json` with the vocabulary and training config, `state.json`)",
-        f"of a run of {tr['step']} steps / {tr['epoch']:.2f} epochs on one {gpu} (seed 0). Made with:",
+        f"of a run of {tr['step']} steps / {tr['epoch']:.2f} epochs on one {gpu} (seed 0), "
+        f"{wall:.1f} minutes from the first to the last training step. Made with:",
         "",
         "```bash",
-        "OUT=gpu-out METASHOT_DATA=../shared/data MINUTES=8 bash scripts/device/chem.sh",
-        "# which runs (MINUTES - 1.1 minutes of training):",
-        "metashot chem train --dataset zinc250k --preset paper-fast --out RUN --device cuda --max-minutes 6.9 --seed 0",
+        "OUT=gpu-out METASHOT_DATA=../shared/data MINUTES=M bash scripts/device/chem.sh",
+        "# which runs (M - 1.1 minutes of training; this checkpoint: about M = 5):",
+        "metashot chem train --dataset zinc250k --preset paper-fast --out RUN --device cuda --max-minutes M-1.1 --seed 0",
         "# then, here:",
         "bash scripts/device/chem.sh finish gpu-out",
         "```",
