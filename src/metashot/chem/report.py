@@ -227,6 +227,10 @@ def write_gpu_summary(results_dir: str | Path, checkpoint_dir: str | Path) -> Pa
         "bash scripts/device/chem.sh finish gpu-out",
         "```",
         "",
+        "The exact training config is in `config.json` (presets may change); to retrain with it:",
+        "`metashot chem train --config checkpoints/chem-vae-zinc/config.json --out RUN --device cuda "
+        f"--max-minutes {wall:.1f} --seed 0`.",
+        "",
         "Load it with `metashot.chem.train.load_model('checkpoints/chem-vae-zinc')` or any `metashot chem ...",
         "--checkpoint checkpoints/chem-vae-zinc` command. Measured numbers: `results/chem/README.md`.",
     ]
