@@ -59,6 +59,8 @@ mkdir -p "$DEST"
 TRAIN_MINUTES=$("$PY" -c "print(max(0.1, $MINUTES - 1.1))")
 EXTRA=()
 if [ -n "${CHEM_MAX_MOLECULES:-}" ]; then EXTRA+=(--max-molecules "$CHEM_MAX_MOLECULES"); fi
+# CHEM_TRAIN_ARGS: extra `chem train` flags, e.g. "--kl-max 0.05" (word-split on purpose).
+if [ -n "${CHEM_TRAIN_ARGS:-}" ]; then read -r -a _extra <<< "$CHEM_TRAIN_ARGS"; EXTRA+=("${_extra[@]}"); fi
 EVAL_MOLECULES="${CHEM_EVAL_MOLECULES:-1000}"
 PRIOR="${CHEM_PRIOR_SAMPLES:-5000}"
 DECODES="${CHEM_DECODES:-10}"
