@@ -21,8 +21,6 @@ from metashot.errors import CheckpointError
 from metashot.training import distributed as distrib
 from metashot.training import load_checkpoint
 
-pytestmark = [pytest.mark.needs_shared_data, pytest.mark.slow]
-
 # Small, fast episodes on the un-rotated background set (the quickest Omniglot part to load).
 ARGS = ["fewshot", "train", "--method", "matching", "--dataset", "omniglot", "--split", "background",
         "--way", "5", "--shot", "1", "--query", "2", "--lr", "0.01", "--seed", "3", "--device", "cpu", "--no-progress"]
@@ -109,6 +107,8 @@ def runs(tmp_path_factory, shared_data):
     return {"killed": killed, "straight": straight, "interrupted_at": interrupted_at, "total": total, "root": root}
 
 
+@pytest.mark.needs_shared_data
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(runs):
     a, b = load_checkpoint(runs["straight"]), load_checkpoint(runs["killed"])
     assert runs["interrupted_at"] < a.step == b.step == runs["total"]
@@ -121,6 +121,8 @@ def test_resume_after_sigkill_is_bit_identical(runs):
     assert len(lines) == runs["total"]  # cut back to the checkpoint, then continued: one line per step
 
 
+@pytest.mark.needs_shared_data
+@pytest.mark.slow
 def test_two_processes_equal_one_process_accumulating_the_global_batch(runs, shared_data):
     from metashot.cli import build_parser
     from metashot.fewshot.cli import _train_config
@@ -144,6 +146,8 @@ def test_two_processes_equal_one_process_accumulating_the_global_batch(runs, sha
     assert moved, "the weights did not change: the comparison proves nothing"
 
 
+@pytest.mark.needs_shared_data
+@pytest.mark.slow
 def test_resume_on_another_world_size_is_refused(runs, shared_data):
     from metashot.cli import build_parser
     from metashot.fewshot.cli import _train_config
