@@ -7,6 +7,7 @@ import types
 from collections.abc import Callable
 
 import pytest
+
 from tests.reproduce.fake_systems import BEHAVIOURS
 
 

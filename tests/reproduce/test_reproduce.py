@@ -10,13 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.reproduce.fake_systems import FIX_CHECKPOINT, FIX_DATA, good_report
 
 from metashot.cli import main
 from metashot.errors import UsageError
 from metashot.report import ReportOptions
 from metashot.reproduce import SYSTEM_NAMES, ReproduceOptions, exit_code, parse_systems, run_all, write_report
 from metashot.reproduce.render import fix_command, to_jsonable
+from tests.reproduce.fake_systems import FIX_CHECKPOINT, FIX_DATA, good_report
 
 
 def reproduce(out: Path, *extra: str) -> int:
