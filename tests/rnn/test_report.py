@@ -20,9 +20,9 @@ def test_report_evaluates_checkpoints_like_the_cli_and_writes_figures(tmp_path):
     report = build_report(ReportOptions(out_dir=tmp_path / "out", quick=True, device="cpu", checkpoints_dir=checkpoints))
     assert report.system == "rnn" and len(report.claims) == 6
     assert all(f.path.is_file() and f.path.stat().st_size > 1000 for f in report.figures)
-    cli = evaluate_checkpoint(checkpoints / "plstm-frequency-async", num_examples=500, seed=0, device="cpu")
+    cli = evaluate_checkpoint(checkpoints / "plstm-frequency-async", num_examples=250, seed=0, device="cpu")
     assert report.results["runs"]["plstm-async"]["accuracy"] == cli["accuracy"]
-    assert "--examples 500 --seed 0" in report.claims[0].command
+    assert "--examples 250 --seed 0" in report.claims[0].command
     assert any("ablation" in c.claim and c.status == "info" for c in report.claims)
 
 
