@@ -138,7 +138,7 @@ def build_report(options: ReportOptions) -> SystemReport:
     report.figures.append(Figure("Latent interpolation between two ZINC molecules", inter_png,
                                  f"metashot chem interpolate --checkpoint {main_ck} '{INTERPOLATION[0]}' "
                                  f"'{INTERPOLATION[1]}' --steps 8 --image grid.png"))
-    iters, batch, initial = (5, 5, 50) if options.quick else (50, 10, 100)
+    iters, batch, initial = (2, 4, 20) if options.quick else (50, 10, 100)
     opt_png = out / "chem_optimization.png"
     opt = run_optimize(str(main_ck), objective="qed-sas", method="bo", iterations=iters, batch=batch, initial=initial,
                        top=10, data_dir=options.data_dir, device=options.device, seed=options.seed, image=str(opt_png))

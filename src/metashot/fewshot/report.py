@@ -81,7 +81,7 @@ def build_report(options: ReportOptions) -> SystemReport:
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_root = _train_quick_models(options) if options.train else Path(options.checkpoints_dir)
-    episodes = 100 if options.quick else 1000
+    episodes = 25 if options.quick else 1000
     report = SystemReport(system="fewshot", title="Matching Networks for One Shot Learning (Vinyals et al. 2016)")
     results: dict[str, Any] = {"episodes": episodes, "seed": options.seed, "query": 15, "scores": {}}
     found_matching = False
