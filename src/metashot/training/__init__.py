@@ -4,7 +4,7 @@
 - :mod:`~metashot.training.device`      ``--device cpu|cuda|auto``
 - :mod:`~metashot.training.checkpoint`  safetensors + JSON checkpoints, atomic, exact resume
 - :mod:`~metashot.training.metrics`     JSON-lines metrics, progress bars, NaN guard, time budget
-- :mod:`~metashot.training.distributed` torchrun awareness (rank, world size, process group)
+- :mod:`~metashot.training.distributed` torchrun + DDP helpers (process group, sharding, per-rank RNG state)
 """
 
 from metashot.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoint, save_checkpoint
