@@ -156,7 +156,10 @@ def _bo_candidates(Z: Tensor, Y: Tensor, lower: Tensor, upper: Tensor, q: int, g
 
     bounds = torch.stack([lower, upper])
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    with warnings.catch_warnings():
+    # GP fitting (restarts) and the acquisition's random starts draw from torch's global RNG: fork it and
+    # seed it from ``generator`` so that a run is reproducible from its --seed and leaves the caller's RNG alone
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         warnings.simplefilter("ignore")
         gp = SingleTaskGP(Z, Y.unsqueeze(-1), input_transform=Normalize(Z.shape[1], bounds=bounds),
                           outcome_transform=Standardize(1))
