@@ -13,18 +13,23 @@ LABELS = {"lstm": "LSTM (learned)", "adam": "Adam", "rmsprop": "RMSprop", "nag":
 
 def _draw(ax: Any, result: dict[str, Any], title: str | None = None) -> None:
     runs = max(int(result["runs"]), 1)
+    # on a log axis a band reaching zero would stretch the axis down to nothing: clip the lower edges at
+    # half the smallest mean loss drawn (the axis starts there, so a clipped band shows as running off it)
+    means = [m for entry in result["optimizers"].values() for m in entry["curve"] if math.isfinite(m) and m > 0]
+    floor = 0.5 * min(means) if means else 1e-12
     for name, entry in result["optimizers"].items():
         mean = entry["curve"]
         std = entry.get("curve_std", [0.0] * len(mean))
         steps = range(len(mean))
         half = [1.96 * s / math.sqrt(runs) if math.isfinite(s) else 0.0 for s in std]
-        lower = [max(m - h, 1e-12) for m, h in zip(mean, half)]
+        lower = [max(m - h, floor) for m, h in zip(mean, half)]
         upper = [m + h for m, h in zip(mean, half)]
         label = f"{LABELS.get(name, name)}" + ("" if name == "lstm" else f" (lr {entry['lr']:.2g})")
         color = COLORS.get(name)
         ax.plot(steps, mean, label=label, color=color, linewidth=1.6 if name == "lstm" else 1.0)
         ax.fill_between(steps, lower, upper, color=color, alpha=0.2, linewidth=0)
     ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title or f"{result['task']} ({result['runs']} runs, 95% CI)")
