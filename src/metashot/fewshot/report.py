@@ -153,7 +153,7 @@ def _bar_figure(scores: dict[str, dict[str, Any]], path: Path) -> Figure:
     import matplotlib.pyplot as plt
 
     methods = [m for m in LABELS if any(k.startswith(m + "/") for k in scores)]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(11, 4.2))
     width = 0.8 / max(len(methods), 1)
     for i, method in enumerate(methods):
         xs, ys, es = [], [], []
@@ -171,7 +171,7 @@ def _bar_figure(scores: dict[str, dict[str, Any]], path: Path) -> Figure:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Omniglot (Vinyals split), 95% CI over seeded test episodes")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

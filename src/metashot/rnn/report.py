@@ -67,8 +67,13 @@ def _accuracy_figure(curves: dict[tuple[str, str], tuple[list[float], list[float
         ax.set_ylim(40, 100)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][0].legend(loc="lower right")
-    fig.tight_layout()
+    # one legend for all panels, below them, so that it covers no curve
+    handles = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
