@@ -13,6 +13,16 @@ gathers (no DataLoader); CUDA uses bf16 autocast (falling back to fp32 if cuDNN 
 TF32 matmuls and cuDNN's fused multi-layer GRU. Losses are synchronised only every ``log_every``
 steps. ``--max-minutes`` stops cleanly with a final checkpoint; ``--resume`` continues exactly
 (model, optimizer, RNG and position in the epoch).
+
+Distributed (``torchrun --nproc-per-node N -m metashot.cli chem train ...``): ``batch_size`` stays the
+**global** batch (it must be divisible by N). Every rank follows the same epoch order (seeded; length
+buckets included) and keeps rows ``rank, rank + N, ...`` of each batch, with the decode length of the
+whole batch and the matching rows of one latent-noise draw for the whole batch; the model is wrapped
+in DistributedDataParallel. The encoder's batch norm normalises each rank's rows on their own, so N
+processes compute what one process computes with ``accumulate=N`` (N micro-batches per step). The
+held-out evaluations are split between the ranks. Only rank 0 writes checkpoints, metrics and the
+progress bar; the checkpoint keeps every rank's RNG state and a run resumes only on the world size
+that wrote it. See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from metashot.training import (
     save_checkpoint,
     seed_everything,
 )
+from metashot.training import distributed as distrib
 from metashot.training.checkpoint import load_optimizer_tensors, optimizer_tensors
 
 logger = logging.getLogger(__name__)
@@ -116,14 +127,15 @@ def export_weights(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[s
 
 
 @torch.no_grad()
-def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, batch: int = 500) -> dict[str, float]:
-    """Held-out teacher-forced token accuracy, greedy exact-string reconstruction and property MAE."""
+def _eval_counts(
+    model: SmilesVAE, ids: Tensor, properties: Tensor | None, device: torch.device, batch: int
+) -> tuple[int, int, int, Tensor]:
+    """``(correct tokens, tokens, exact reconstructions, summed property |error| (3,))`` over ``ids``."""
     model.eval()
-    n = min(n, len(data.test_smiles))
-    ids = data.test_ids[:n].to(device).long()
+    ids = ids.to(device).long()
     correct_tokens = total_tokens = exact = 0
     mae = torch.zeros(3, device=device)
-    for start in range(0, n, batch):
+    for start in range(0, len(ids), batch):
         x = ids[start : start + batch]
         mu, _ = model.encode(x)
         logits = model.decode_logits(mu, x)
@@ -131,15 +143,44 @@ def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.devic
         total_tokens += x.numel()
         out = model.generate(mu, temperature=0.0)
         exact += int((out == x).all(dim=1).sum())
-        if data.test_properties is not None:
+        if properties is not None:
             pred = model.predict_properties(mu).float()
-            mae += (pred - data.test_properties[start : start + len(x)].to(device)).abs().sum(dim=0)
+            mae += (pred - properties[start : start + len(x)].to(device)).abs().sum(dim=0)
     model.train()
+    return correct_tokens, total_tokens, exact, mae
+
+
+def _eval_record(correct_tokens: int, total_tokens: int, exact: int, mae: Tensor, n: int, properties: bool) -> dict[str, float]:
     result = {"test_token_accuracy": correct_tokens / max(total_tokens, 1), "test_reconstruction_string": exact / max(n, 1)}
-    if data.test_properties is not None:
+    if properties:
         for name, value in zip(("logP", "QED", "SAS"), (mae / max(n, 1)).tolist()):
             result[f"test_mae_{name}"] = value
     return result
+
+
+def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, batch: int = 500) -> dict[str, float]:
+    """Held-out teacher-forced token accuracy, greedy exact-string reconstruction and property MAE."""
+    n = min(n, len(data.test_smiles))
+    props = None if data.test_properties is None else data.test_properties[:n]
+    counts = _eval_counts(model, data.test_ids[:n], props, device, batch)
+    return _eval_record(*counts, n, props is not None)
+
+
+def quick_eval_sharded(
+    model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, ctx: distrib.DistContext, batch: int = 500
+) -> dict[str, float]:
+    """:func:`quick_eval` with the ``n`` held-out molecules split between the ranks (rows ``rank, rank +
+    W, ...``); every rank returns the totals. Counts are exact; the property MAE equals one process's
+    up to float rounding. On one process it *is* ``quick_eval``. Collective: call it on every rank."""
+    if not ctx.distributed:
+        return quick_eval(model, data, n, device, batch)
+    n = min(n, len(data.test_smiles))
+    rows = torch.tensor(distrib.shard_indices(n, ctx.rank, ctx.world_size), dtype=torch.long)
+    props = None if data.test_properties is None else data.test_properties[rows]
+    correct, total, exact, mae = _eval_counts(model, data.test_ids[rows], props, device, batch)
+    parts = distrib.gather_objects((correct, total, exact, mae.cpu()), ctx)
+    return _eval_record(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts),
+                        torch.stack([p[3] for p in parts]).sum(dim=0), n, props is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,23 +250,72 @@ def train(
     max_minutes: float | None = None,
     show_progress: bool = True,
     on_log: Callable[[dict[str, Any]], None] | None = None,
+    accumulate: int = 1,
 ) -> TrainResult:
-    """Train (or resume) a SMILES VAE into run folder ``out``; returns where and why it stopped."""
-    run_dir = Path(out)
-    dev = resolve_device(device)
+    """Train (or resume) a SMILES VAE into run folder ``out``; returns where and why it stopped.
+
+    ``accumulate = A`` splits each process's share of every batch into ``A`` micro-batches (gradient
+    accumulation; a step still covers ``batch_size`` molecules): one process with ``accumulate=N``
+    computes what ``N`` processes under ``torchrun`` compute (see the module docstring).
+    """
+    ctx = distrib.setup(resolve_device(device))
+    try:
+        return _train(config, Path(out), data_dir=data_dir, ctx=ctx, seed=seed, resume=resume, max_steps=max_steps,
+                      max_minutes=max_minutes, show_progress=show_progress, on_log=on_log, accumulate=accumulate)
+    finally:
+        distrib.cleanup(ctx)
+
+
+def _check_divisible(batch_size: int, ctx: distrib.DistContext, accumulate: int, what: str) -> None:
+    shards = ctx.world_size * accumulate
+    if batch_size % shards:
+        who = f"{ctx.world_size} processes" + (f" x {accumulate} micro-batches" if accumulate > 1 else "")
+        raise UsageError(
+            f"{what} {batch_size} is the global batch and must split evenly into {who}; "
+            f"use a multiple of {shards} (e.g. {batch_size + shards - batch_size % shards})"
+        )
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    data_dir: str | None,
+    ctx: distrib.DistContext,
+    seed: int,
+    resume: bool,
+    max_steps: int | None,
+    max_minutes: float | None,
+    show_progress: bool,
+    on_log: Callable[[dict[str, Any]], None] | None,
+    accumulate: int,
+) -> TrainResult:
+    if accumulate < 1:
+        raise UsageError(f"accumulate must be >= 1, got {accumulate}")
+    dev = ctx.device
+    shards = ctx.world_size * accumulate  # each batch is cut into this many strided shards
     budget = TimeBudget(max_minutes)
     if resume and has_checkpoint(run_dir):
         ckpt = load_checkpoint(run_dir, map_location="cpu")
+        distrib.check_world_size(int(ckpt.state.get("world_size", 1)), ctx, str(run_dir))
+        saved_accumulate = int(ckpt.state.get("accumulate", 1))
+        if saved_accumulate != accumulate:
+            raise CheckpointError(f"{run_dir} was trained with accumulate={saved_accumulate}, not {accumulate}")
         config = from_dict(TrainConfig, ckpt.config["train"])
         vocab: SmilesVocab | None = SmilesVocab.from_dict(ckpt.config["vocab"])
         seed = int(ckpt.config.get("seed", seed))
     else:
         if resume:
-            logger.warning("--resume: no checkpoint in %s yet; starting a new run", run_dir)
+            if ctx.is_main:
+                logger.warning("--resume: no checkpoint in %s yet; starting a new run", run_dir)
         elif has_checkpoint(run_dir):
             raise UsageError(f"{run_dir} already holds a checkpoint; pass --resume to continue it or choose another --out")
         ckpt = None
         vocab = None
+    _check_divisible(config.batch_size, ctx, accumulate, "--batch-size")
+    if ctx.distributed and config.kl_schedule == "budget" and max_minutes is not None and ctx.is_main:
+        logger.warning("kl_schedule=budget follows the wall clock (rank 0's, broadcast every step): "
+                       "not reproducible across runs, resumes or world sizes")
     seed_everything(seed)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -234,10 +324,11 @@ def train(
     t0 = time.time()
     data = load_molecule_data(config, data_dir, vocab=vocab)
     vocab = data.vocab
-    logger.info(
-        "data: %d train / %d test molecules, %d tokens, %d skipped (%.1fs)",
-        len(data.train_smiles), len(data.test_smiles), len(vocab), data.skipped, time.time() - t0,
-    )
+    if ctx.is_main:
+        logger.info(
+            "data: %d train / %d test molecules, %d tokens, %d skipped (%.1fs)",
+            len(data.train_smiles), len(data.test_smiles), len(vocab), data.skipped, time.time() - t0,
+        )
     if len(data.train_smiles) == 0:
         raise UsageError("no training molecules left after encoding; check --tokenizer and max_length")
     model = SmilesVAE(len(vocab), config.model).to(dev)
@@ -248,11 +339,12 @@ def train(
     if ckpt is not None:
         model.load_state_dict(ckpt.group("model"))
         optimizer.load_state_dict(load_optimizer_tensors(ckpt.group("optimizer")))
-        restore_rng_state(ckpt.group("rng"))
+        restore_rng_state(ckpt.group(distrib.rng_group(ctx.rank)))
         state.update(ckpt.state)
     run_config = _run_config(config, vocab, seed)
-    metrics = MetricsLogger(run_dir / "metrics.jsonl")
+    metrics = MetricsLogger(run_dir / "metrics.jsonl", enabled=ctx.is_main)
     metrics.truncate_after(int(state["step"]))
+    distrib.barrier(ctx)  # nobody writes (or prunes) a checkpoint before every rank has read this one
 
     # the whole training set on the device
     ids = data.train_ids.to(dev)  # (n_train, max_length) uint8
@@ -260,23 +352,36 @@ def train(
     has_props = data.train_properties is not None and config.property_weight > 0
     props = ((data.train_properties - data.property_mean) / data.property_std).to(dev) if has_props else None
     batch_size = min(config.batch_size, n_train)
+    _check_divisible(batch_size, ctx, accumulate, f"the training set has only {n_train} molecules, so the batch of")
     steps_per_epoch = max(1, n_train // batch_size)
     use_bf16 = config.precision == "bf16" and dev.type == "cuda"
     length = config.model.max_length
+    if shards > 1:
+        state.update(world_size=ctx.world_size, accumulate=accumulate, global_batch=batch_size,
+                     batch_per_process=batch_size // ctx.world_size)
+        if ctx.is_main:
+            logger.info("%d processes x %d micro-batches x %d molecules = %d molecules per optimizer step "
+                        "(--batch-size is the global batch)", ctx.world_size, accumulate, batch_size // shards, batch_size)
 
     def save() -> None:
         state["train_seconds"] = float(state["train_seconds"])
-        save_checkpoint(
-            run_dir,
-            config=run_config,
-            tensors={"model": model.state_dict(), "optimizer": optimizer_tensors(optimizer.state_dict()),
-                     "rng": capture_rng_state()},
-            state=dict(state),
-        )
+        rng = distrib.gather_rng_states(ctx, capture_rng_state())  # collective
+        if ctx.is_main:
+            save_checkpoint(
+                run_dir,
+                config=run_config,
+                tensors={"model": model.state_dict(), "optimizer": optimizer_tensors(optimizer.state_dict()), **rng},
+                state=dict(state),
+            )
+        distrib.barrier(ctx)
 
     lengths = (data.train_ids != 0).sum(dim=1)  # (n_train,) tokens per molecule, on the CPU
     if use_bf16:
-        use_bf16 = _choose_gru_precision(model, ids[:batch_size].long(), dev)
+        use_bf16 = _choose_gru_precision(model, ids[:batch_size // shards].long(), dev)
+        # the timings differ between ranks: rank 0's choice holds everywhere
+        use_bf16, model.gru_in_fp32 = distrib.broadcast_object((use_bf16, model.gru_in_fp32), ctx)
+    # DDP: the property head gets no gradient when the property loss is off
+    net = distrib.wrap_ddp(model, ctx, find_unused_parameters=not has_props) if ctx.distributed else model
 
     def epoch_order(epoch: int) -> Tensor:
         # kept on the CPU: slicing it and looking up lengths needs no device synchronisation
@@ -284,7 +389,8 @@ def train(
 
     order = epoch_order(int(state["epoch"]))
     total_steps = max_steps if max_steps is not None else int(config.epochs * steps_per_epoch)
-    bar = progress(total=total_steps, desc="chem train", disable=not show_progress, initial=int(state["step"]))
+    bar = progress(total=total_steps, desc="chem train", disable=not (show_progress and ctx.is_main),
+                   initial=int(state["step"]))
     sums = torch.zeros(4, device=dev)  # loss, reconstruction, kl, property (sums over logged steps)
     n_sums = 0
     tick = time.time()
@@ -301,7 +407,7 @@ def train(
         if epoch_float >= config.epochs:
             stopped = "epochs"
             break
-        if budget.expired():
+        if distrib.any_rank(budget.expired(), ctx) if max_minutes is not None else False:
             stopped = "max_minutes"
             break
         if state["position"] + batch_size > n_train:
@@ -310,32 +416,43 @@ def train(
             order = epoch_order(int(state["epoch"]))
         index_cpu = order[state["position"] : state["position"] + batch_size]
         # decode up to the longest molecule's end marker, rounded up to a multiple of 8 (fewer shapes
-        # for cuDNN autotuning)
+        # for cuDNN autotuning); from the whole batch, so every rank decodes the same length
         decode_length = min(length, -(-(int(lengths[index_cpu].max()) + 1) // 8) * 8) if config.trim_padding else length
         index = index_cpu.to(dev, non_blocking=True)
-        x = ids[index].long()  # (batch, max_length)
         if config.kl_schedule == "budget" and budget.seconds:
-            weight = kl_weight(budget.elapsed() / budget.seconds, midpoint=config.kl_midpoint, slope=config.kl_slope,
-                               maximum=config.kl_max)
+            # wall-clock schedule: under torchrun rank 0's clock decides (a broadcast every step)
+            weight = kl_weight(distrib.broadcast_object(budget.elapsed(), ctx) / budget.seconds,
+                               midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
         elif config.kl_schedule == "budget":  # no --max-minutes: fall back to epochs
             weight = kl_weight(epoch_float, midpoint=4.0, slope=1.0, maximum=config.kl_max)
         else:
             weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
+        # one latent-noise draw for the whole batch (identical on every rank), sharded like the rows;
+        # one process with one shard keeps drawing it inside the model, as it always has
+        noise = torch.randn(batch_size, config.model.latent_dim, device=dev) if shards > 1 else None
+        step_sums = torch.zeros(4, device=dev)
         try:
-            with _autocast(dev, use_bf16):
-                output = model(x, decode_length=decode_length)
-                rec = reconstruction_loss(output.logits, x[:, :decode_length]).mean()
-                kl = gaussian_kl(output.mu.float(), output.logvar.float()).mean()
-                prop = (
-                    property_loss(output.property_pred, props[index]).mean() / 3.0
-                    if props is not None
-                    else torch.zeros((), device=dev)
-                )
-                loss = (rec + weight * kl) / length + config.property_weight * prop
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for j in range(accumulate):
+                part = distrib.shard(index, ctx.rank + j * ctx.world_size, shards)
+                x = ids[part].long()  # (batch / shards, max_length)
+                eps = None if noise is None else distrib.shard(noise, ctx.rank + j * ctx.world_size, shards)
+                with distrib.no_sync(net, skip=j < accumulate - 1):  # all-reduce on the last micro-batch only
+                    with _autocast(dev, use_bf16):
+                        output = net(x, eps, decode_length=decode_length)
+                        rec = reconstruction_loss(output.logits, x[:, :decode_length]).mean()
+                        kl = gaussian_kl(output.mu.float(), output.logvar.float()).mean()
+                        prop = (
+                            property_loss(output.property_pred, props[part]).mean() / 3.0
+                            if props is not None
+                            else torch.zeros((), device=dev)
+                        )
+                        loss = (rec + weight * kl) / length + config.property_weight * prop
+                    (loss / accumulate if accumulate > 1 else loss).backward()
+                micro = torch.stack([loss.detach(), rec.detach(), kl.detach(), prop.detach()]).float()
+                step_sums += micro / accumulate if accumulate > 1 else micro
         except RuntimeError as exc:  # e.g. a cuDNN build without bf16 GRU kernels
-            if not use_bf16:
+            if not use_bf16 or ctx.distributed:
                 raise
             logger.warning("bf16 autocast failed (%s); continuing in fp32 (TF32)", str(exc).splitlines()[0])
             use_bf16 = False
@@ -344,7 +461,7 @@ def train(
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        sums += torch.stack([loss.detach(), rec.detach(), kl.detach(), prop.detach()]).float()
+        sums += step_sums
         n_sums += 1
         molecules_since += batch_size
         state["step"] = step + 1
@@ -352,6 +469,7 @@ def train(
         bar.update(1)
         step += 1
         if step % LOG_EVERY == 0 or step % config.eval_every == 0 or step == 1:
+            distrib.all_reduce_mean_([sums])  # collective: the mean over all ranks' rows
             avg = (sums / n_sums).tolist()
             check_finite(step, {"loss": avg[0], "reconstruction": avg[1], "kl": avg[2], "property": avg[3]})
             now = time.time()
@@ -361,11 +479,13 @@ def train(
                 "property_mse": avg[3], "kl_weight": weight, "molecules_per_second": molecules_since / max(now - tick, 1e-9),
                 "bf16": use_bf16, "gru_fp32": bool(model.gru_in_fp32) if use_bf16 else True,
             }
+            if shards > 1:
+                record.update(world_size=ctx.world_size, global_batch=batch_size)
             if step % config.eval_every == 0:
-                record.update(quick_eval(model, data, config.eval_molecules, dev))
+                record.update(quick_eval_sharded(model, data, config.eval_molecules, dev, ctx))
             metrics.log(step, **record)
             last = record
-            if on_log is not None:
+            if on_log is not None and ctx.is_main:
                 on_log(record)
             bar.set_postfix(loss=f"{avg[0]:.3f}", kl=f"{avg[2]:.1f}", ep=f"{epoch_float:.2f}")
             sums.zero_()
@@ -377,14 +497,15 @@ def train(
     bar.close()
     if n_sums:
         state["train_seconds"] = float(state["train_seconds"]) + (time.time() - tick)
-    final = quick_eval(model, data, config.eval_molecules, dev)
+    final = quick_eval_sharded(model, data, config.eval_molecules, dev, ctx)
     final["epoch"] = round(state["epoch"] + state["position"] / n_train, 4)
     final["stopped_because"] = stopped
     metrics.log(int(state["step"]), **final)
     last.update(final)
     state["stopped_because"] = stopped
     save()
-    logger.info("stopped after %d steps (%s); checkpoint in %s", state["step"], stopped, run_dir)
+    if ctx.is_main:
+        logger.info("stopped after %d steps (%s); checkpoint in %s", state["step"], stopped, run_dir)
     return TrainResult(run_dir, int(state["step"]), float(final["epoch"]), stopped, last)
 
 
