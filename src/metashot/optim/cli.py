@@ -47,9 +47,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--preprocess-p", type=float, default=None, help="p of the log-sign preprocessing (10)")
     p.add_argument("--output-scale", type=float, default=None, help="output scale of the update (0.1)")
     p.add_argument("--meta-batch-size", type=positive_int, default=None,
-                   help="independent problems per epoch (quadratic only; default 128 there)")
+                   help="quadratics bundled (summed) into each optimizee (quadratic only; default 128 there)")
+    p.add_argument("--meta-batch", type=positive_int, default=None,
+                   help="optimizees (own seeds) per meta-step, meta-gradient averaged; the global count, sharded "
+                   "over torchrun processes (default 1; under torchrun: one per process)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="start from a meta-trained optimizer's weights (fine-tune, e.g. on another task)")
+    p.add_argument("--separate-lstms", default=None, metavar="PATTERNS",
+                   help="one LSTM per comma-separated parameter-name pattern, e.g. conv,fc (paper, Sec. 3.3; "
+                   "a plain word is a prefix); default: one LSTM shared by all parameters")
     add_json(p)
     p.set_defaults(func=_meta_train)
 
@@ -79,7 +85,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _meta_train(args: argparse.Namespace) -> int:
     from metashot.optim.config import preset_for, with_overrides
     from metashot.optim.train import meta_train
-    from metashot.training import resolve_device
+    from metashot.training import distributed, resolve_device
 
     config = with_overrides(
         preset_for(args.task),
@@ -98,7 +104,12 @@ def _meta_train(args: argparse.Namespace) -> int:
         preprocess=args.preprocess,
         preprocess_p=args.preprocess_p,
         output_scale=args.output_scale,
+        lstm_groups=_lstm_groups(args.separate_lstms),
+        meta_batch=args.meta_batch,
     )
+    world = distributed.world_size()
+    if args.meta_batch is None and world > 1:  # torchrun without --meta-batch: one optimizee per process
+        config = with_overrides(config, meta_batch=world)
     device = str(resolve_device(args.device))
     result = meta_train(
         config,
@@ -113,6 +124,8 @@ def _meta_train(args: argparse.Namespace) -> int:
         meta_batch_size=args.meta_batch_size,
         init_from=args.init_from,
     )
+    if not distributed.is_main_process():  # under torchrun only rank 0 reports
+        return 0
     summary = {**result.__dict__, "config": to_dict(config)}
     if args.json:
         print_json(summary)
@@ -123,6 +136,15 @@ def _meta_train(args: argparse.Namespace) -> int:
             f"({result.stopped_by}); optimizer in {Path(args.out) / 'best'}"
         )
     return 0
+
+
+def _lstm_groups(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    groups = tuple(v.strip() for v in value.split(",") if v.strip())
+    if len(groups) < 2:
+        raise UsageError(f"--separate-lstms needs at least two comma-separated patterns (e.g. conv,fc), got {value!r}")
+    return groups
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -21,8 +21,17 @@ class LSTMOptimizerConfig:
     chunk_size: int | None = field(
         default=4096, metadata={"help": "coordinates per block (cache-sized working set); None = all at once"}
     )
+    lstm_groups: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "separate LSTMs per parameter-name pattern (fnmatch; a plain word is a prefix), e.g. "
+            "('conv', 'fc'); a parameter uses the first match. Empty: one LSTM shared by all (the paper's default)"
+        },
+    )
 
     def __post_init__(self) -> None:
+        if len(set(self.lstm_groups)) != len(self.lstm_groups) or any(not g for g in self.lstm_groups):
+            raise UsageError(f"lstm_groups must be distinct non-empty patterns, got {self.lstm_groups}")
         if self.hidden_size < 1 or self.num_layers < 1:
             raise UsageError(f"hidden_size and num_layers must be >= 1, got {self.hidden_size}, {self.num_layers}")
         if self.preprocess not in PREPROCESS_CHOICES:
@@ -60,12 +69,21 @@ class MetaTrainConfig:
     max_consecutive_failures: int = field(
         default=20, metadata={"help": "non-finite unrolls in a row before giving up"}
     )
+    meta_batch: int = field(
+        default=1,
+        metadata={
+            "help": "optimizees (own seeds) per meta-step, meta-gradient averaged over them; sharded over "
+            "torchrun processes (global, not per process)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.unroll < 1 or self.horizon % self.unroll:
             raise UsageError(f"horizon ({self.horizon}) must be a positive multiple of unroll ({self.unroll})")
         if self.num_epochs < 1 or self.eval_every < 1 or self.checkpoint_every < 1 or self.num_val < 1:
             raise UsageError("num_epochs, eval_every, checkpoint_every and num_val must be >= 1")
+        if self.meta_batch < 1:
+            raise UsageError(f"meta_batch must be >= 1, got {self.meta_batch}")
         if self.meta_lr <= 0:
             raise UsageError(f"meta_lr must be > 0, got {self.meta_lr}")
 
