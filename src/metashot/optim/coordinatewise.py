@@ -6,15 +6,18 @@ applied to every coordinate of the optimizee; the coordinates are its batch dime
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from metashot.config import from_dict
+from metashot.errors import UsageError
 from metashot.optim.config import LSTMOptimizerConfig
 from metashot.optim.functional import lstm_update, prepare_gates, update_block
 
@@ -32,6 +35,12 @@ class CoordinatewiseLSTM(nn.Module):
     (one matmul per layer); the arithmetic is that of ``nn.LSTMCell``. The output layer starts at a
     small scale (std 0.01) so an untrained optimizer takes tiny steps rather than random ones.
 
+    Separate LSTMs (paper, Section 3.3, "one LSTM for the conv and one for the fully connected
+    layers"): with ``config.lstm_groups = ("conv", "fc")`` the module holds ``lstms[0]`` and
+    ``lstms[1]``, each a plain one-LSTM ``CoordinatewiseLSTM``; :meth:`lstm_index` routes a
+    parameter name to its LSTM, and ``forward``/``update_`` take that index. The default (no
+    groups) keeps the original parameters and ``state_dict`` keys, so older checkpoints load as before.
+
     Example:
         >>> net = CoordinatewiseLSTM(LSTMOptimizerConfig(hidden_size=20, num_layers=2))
         >>> h, c = net.initial_state(5)
@@ -43,6 +52,13 @@ class CoordinatewiseLSTM(nn.Module):
     def __init__(self, config: LSTMOptimizerConfig | None = None) -> None:
         super().__init__()
         self.config = config or LSTMOptimizerConfig()
+        if self.config.lstm_groups:
+            # Separate LSTMs (paper, Section 3.3: one for the conv and one for the fully connected
+            # parameters): ``lstms[i]`` serves the parameters whose name matches ``lstm_groups[i]``.
+            single = replace(self.config, lstm_groups=())
+            self.lstms = nn.ModuleList([CoordinatewiseLSTM(single) for _ in self.config.lstm_groups])
+            self._routes: dict[str, int] = {}
+            return
         hidden = self.config.hidden_size
         bound = 1.0 / math.sqrt(hidden)  # nn.LSTM's initialisation
         self.weights = nn.ParameterList()
@@ -54,19 +70,81 @@ class CoordinatewiseLSTM(nn.Module):
         self.out_weight = nn.Parameter(torch.randn(1, hidden) * 0.01)
         self.out_bias = nn.Parameter(torch.zeros(1))
 
+    # -- separate LSTMs per parameter group --------------------------------------------------------
+
+    @property
+    def num_lstms(self) -> int:
+        """1 (one LSTM shared by all coordinates, the default) or ``len(config.lstm_groups)``."""
+        return max(1, len(self.config.lstm_groups))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def lstm_index(self, name: str | None) -> int:
+        """Which LSTM serves parameter ``name``: the first ``lstm_groups`` pattern it matches.
+
+        A pattern without wildcards is a prefix (``"conv"`` matches ``"conv0.weight"``); otherwise
+        it is an ``fnmatch`` pattern (``"*"`` catches everything). Always 0 with one shared LSTM.
+
+        Raises:
+            UsageError: separate LSTMs and ``name`` is None or matches no pattern.
+        """
+        groups = self.config.lstm_groups
+        if not groups:
+            return 0
+        if name is None:
+            raise UsageError(
+                f"this optimizer has separate LSTMs for parameter groups {list(groups)}: it needs parameter "
+                "names (pass model.named_parameters()) or param groups with 'lstm': <group>"
+            )
+        if name not in self._routes:
+            for i, pattern in enumerate(groups):
+                wild = any(ch in pattern for ch in "*?[")
+                if fnmatch.fnmatchcase(name, pattern if wild else pattern + "*"):
+                    self._routes[name] = i
+                    break
+            else:
+                raise UsageError(
+                    f"parameter {name!r} matches none of the LSTM groups {list(groups)}; add a pattern for it "
+                    "(e.g. '*' last, for everything else)"
+                )
+        return self._routes[name]
+
+    def group_index(self, group: int | str) -> int:
+        """The LSTM index of ``group``: an index, or one of ``config.lstm_groups`` (e.g. ``"conv"``)."""
+        if isinstance(group, str):
+            if group not in self.config.lstm_groups:
+                raise UsageError(f"unknown LSTM group {group!r}; this optimizer has {list(self.config.lstm_groups)}")
+            return self.config.lstm_groups.index(group)
+        if not 0 <= group < self.num_lstms:
+            raise UsageError(f"LSTM index {group} out of range: this optimizer has {self.num_lstms} LSTM(s)")
+        return int(group)
+
     # -- state -------------------------------------------------------------------------------------
 
     def initial_state(self, n: int, *, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
-        """Zero ``(h, c)`` for ``n`` coordinates, each ``(num_layers, n, hidden_size)``."""
+        """Zero ``(h, c)`` for ``n`` coordinates, each ``(num_layers, n, hidden_size)`` (the same for every LSTM)."""
         shape = (self.config.num_layers, n, self.config.hidden_size)
-        dtype = self.out_weight.dtype
-        device = device if device is not None else self.out_weight.device
+        dtype = self.dtype
+        device = device if device is not None else self.device
         return torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device)
 
     # -- the step ----------------------------------------------------------------------------------
 
-    def forward(self, grad: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``grad (n,)``, ``h, c (L, n, H)`` -> ``(update (n,), h_new, c_new)``; see :func:`lstm_update`."""
+    def forward(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+        """``grad (n,)``, ``h, c (L, n, H)`` -> ``(update (n,), h_new, c_new)``; see :func:`lstm_update`.
+
+        ``lstm``: which LSTM (see :meth:`lstm_index`); only 0 when one LSTM is shared by all.
+        """
+        if self.config.lstm_groups:
+            return self.lstms[lstm](grad, h, c)
+        if lstm != 0:
+            raise UsageError(f"LSTM index {lstm} out of range: this optimizer has one shared LSTM")
         cfg = self.config
         return lstm_update(
             grad,
@@ -87,7 +165,7 @@ class CoordinatewiseLSTM(nn.Module):
         return self.config.chunk_size if grad.device.type == "cpu" else None
 
     @torch.no_grad()
-    def update_(self, grad: Tensor, h: Tensor, c: Tensor) -> Tensor:
+    def update_(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0) -> Tensor:
         """Deployment step: like :meth:`forward`, but writes the new state into ``h`` and ``c``.
 
         Processes ``chunk_size`` coordinates at a time and overwrites each block's state in place,
@@ -97,6 +175,10 @@ class CoordinatewiseLSTM(nn.Module):
         Returns:
             ``(n,)`` update.
         """
+        if self.config.lstm_groups:
+            return self.lstms[lstm].update_(grad, h, c)
+        if lstm != 0:
+            raise UsageError(f"LSTM index {lstm} out of range: this optimizer has one shared LSTM")
         cfg = self.config
         n = grad.shape[0]
         step = self._chunk_size(grad) or max(n, 1)

@@ -23,13 +23,13 @@ from torch.optim import SGD, Adam, Optimizer, RMSprop
 
 from metashot.optim.coordinatewise import CoordinatewiseLSTM
 from metashot.optim.learned import LearnedOptimizer
-from metashot.optim.tasks import Problem, Task
+from metashot.optim.tasks import HELDOUT_SEED_START, Problem, Task
 
 logger = logging.getLogger(__name__)
 
 VAL_SEED_BASE = 2**41
 TEST_SEED_BASE = 2**42
-TRAIN_SEED_LIMIT = 2**40
+TRAIN_SEED_LIMIT = HELDOUT_SEED_START  # 2**40; CIFAR tasks use their test images from here on
 LR_GRID: tuple[float, ...] = tuple(10 ** (k / 2) for k in range(-8, 3))  # 1e-4, 3.2e-4, ..., 10
 TUNE_TAIL = 10  # tuning criterion: mean loss over the last TUNE_TAIL steps (less noisy than one minibatch)
 
@@ -67,14 +67,16 @@ def heldout_problem_seed(seed: int, i: int) -> int:
 
 
 def run_optimizer(
-    problem: Problem, make_optimizer: Callable[[list[Tensor]], Optimizer], steps: int
+    problem: Problem, make_optimizer: Callable[[list[tuple[str, Tensor]]], Optimizer], steps: int
 ) -> list[float]:
     """Optimize ``problem`` for ``steps`` steps; return the loss curve (``steps + 1`` floats).
 
+    ``make_optimizer`` receives the named parameters ``[(name, tensor), ...]`` (every
+    ``torch.optim.Optimizer`` accepts them; a learned optimizer with separate LSTMs routes by name).
     A run that diverges (non-finite loss) is stopped and the rest of its curve is ``inf``.
     """
     params = {k: v.detach().clone().requires_grad_(True) for k, v in problem.init().items()}
-    optimizer = make_optimizer(list(params.values()))
+    optimizer = make_optimizer(list(params.items()))
     curve: list[float] = []
     for t in range(steps):
         optimizer.zero_grad(set_to_none=True)
@@ -91,16 +93,19 @@ def run_optimizer(
     return curve
 
 
-def learned_factory(net: CoordinatewiseLSTM) -> Callable[[list[Tensor]], Optimizer]:
+NamedParams = list[tuple[str, Tensor]]
+
+
+def learned_factory(net: CoordinatewiseLSTM) -> Callable[[NamedParams], Optimizer]:
     return lambda params: LearnedOptimizer(params, net=net)
 
 
-def baseline_factory(name: str, lr: float) -> Callable[[list[Tensor]], Optimizer]:
+def baseline_factory(name: str, lr: float) -> Callable[[NamedParams], Optimizer]:
     return lambda params: BASELINES[name](params, lr)
 
 
 def run_many(
-    task: Task, make_optimizer: Callable[[list[Tensor]], Optimizer], seeds: Sequence[int], steps: int, device: str
+    task: Task, make_optimizer: Callable[[NamedParams], Optimizer], seeds: Sequence[int], steps: int, device: str
 ) -> list[list[float]]:
     """One curve per problem seed."""
     return [run_optimizer(task.sample(s, device=device), make_optimizer, steps) for s in seeds]
@@ -173,7 +178,7 @@ def compare(
                 raise ValueError("compare needs a net for the 'lstm' optimizer")
             net = net.to(device)
             curves = run_many(task, learned_factory(net), seeds, steps, device)
-            results[name] = {**summarize(curves), "lr": 1.0}
+            results[name] = {**summarize(curves), "lr": 1.0, "lstm_groups": list(net.config.lstm_groups)}
         else:
             lr, scores = tune_learning_rate(task, name, steps=steps, runs=tune_runs, device=device, grid=grid)
             curves = run_many(task, baseline_factory(name, lr), seeds, steps, device)

@@ -28,8 +28,14 @@ class LearnedOptimizer(Optimizer):
     Gradients are computed in the network's dtype (float32) and the update is cast to ``p.dtype``.
     ``lr`` scales the learned update; 1.0 reproduces the meta-training unroll exactly.
 
+    Separate LSTMs (a net meta-trained with ``lstm_groups``, e.g. ``("conv", "fc")``): each
+    parameter goes through the LSTM its name selects, so pass named parameters
+    (``model.named_parameters()``, or groups with ``"params": [(name, p), ...]``); alternatively a
+    param group may pick its LSTM explicitly, ``{"params": [...], "lstm": "conv"}`` (a group name
+    or index), like ``lr`` per group. With one shared LSTM (the default) names are not needed.
+
     Args:
-        params: iterable of parameters or param-group dicts.
+        params: iterable of parameters, named parameters ``(name, tensor)`` or param-group dicts.
         net: a :class:`CoordinatewiseLSTM` (e.g. ``CoordinatewiseLSTM.from_pretrained(dir)``).
         checkpoint: alternatively, a folder written by ``metashot optim meta-train``.
         lr: multiplier of the learned update (default 1.0).
@@ -60,10 +66,21 @@ class LearnedOptimizer(Optimizer):
         self._net_copies: dict[torch.device, CoordinatewiseLSTM] = {}
         super().__init__(params, {"lr": lr})
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self._lstm_indices(self.param_groups[-1])  # fail now, not at the first step, if a parameter has no LSTM
+
     # -- helpers -----------------------------------------------------------------------------------
 
+    def _lstm_indices(self, group: dict[str, Any]) -> list[int]:
+        """The LSTM of each parameter of ``group``: its ``"lstm"`` entry, else by parameter name."""
+        if group.get("lstm") is not None:
+            return [self.net.group_index(group["lstm"])] * len(group["params"])
+        names = group.get("param_names") or [None] * len(group["params"])
+        return [self.net.lstm_index(name) for name in names]
+
     def _net_on(self, device: torch.device) -> CoordinatewiseLSTM:
-        if self.net.out_weight.device == device:
+        if self.net.device == device:
             return self.net
         if device not in self._net_copies:
             import copy
@@ -81,7 +98,7 @@ class LearnedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
+            for p, lstm in zip(group["params"], self._lstm_indices(group)):
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
@@ -93,8 +110,8 @@ class LearnedOptimizer(Optimizer):
                 if len(state) == 0:
                     state["step"] = torch.tensor(0.0)
                     state["h"], state["c"] = net.initial_state(p.numel(), device=p.device)
-                grad = p.grad.reshape(-1).to(net.out_weight.dtype)
-                update = net.update_(grad, state["h"], state["c"])  # state updated in place
+                grad = p.grad.reshape(-1).to(net.dtype)
+                update = net.update_(grad, state["h"], state["c"], lstm)  # state updated in place
                 p.add_(update.view_as(p).to(p.dtype), alpha=group["lr"])
                 state["step"] += 1
         return loss

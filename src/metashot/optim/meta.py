@@ -42,17 +42,33 @@ class UnrollState:
 FUSED = "*"  # key of the single LSTM state of all coordinates when parameters are fused
 
 
+def _fused_key(index: int, num_lstms: int) -> str:
+    """``"*"`` with one shared LSTM (as before), ``"*0"``, ``"*1"``, ... with separate LSTMs."""
+    return FUSED if num_lstms == 1 else f"{FUSED}{index}"
+
+
+def _fused_names(net: CoordinatewiseLSTM, names: list[str]) -> dict[int, list[str]]:
+    """Parameter names per LSTM index, in parameter order."""
+    groups: dict[int, list[str]] = {}
+    for name in names:
+        groups.setdefault(net.lstm_index(name), []).append(name)
+    return groups
+
+
 def init_state(net: CoordinatewiseLSTM, params: dict[str, Tensor], *, fused: bool = False) -> UnrollState:
     """Fresh optimizer state (zeros) for ``params`` at step 0.
 
     With ``fused=True`` the coordinates of all tensors share one state ``h[FUSED]`` and one LSTM
     call per step (same math, fewer kernel launches: faster on GPU; float rounding may differ from
-    the per-tensor calls that :class:`~metashot.optim.learned.LearnedOptimizer` makes).
+    the per-tensor calls that :class:`~metashot.optim.learned.LearnedOptimizer` makes). With
+    separate LSTMs (``net.config.lstm_groups``) the fusion is per LSTM: keys ``"*0"``, ``"*1"``, ...
     """
     h, c = {}, {}
     if fused:
         device = next(iter(params.values())).device
-        h[FUSED], c[FUSED] = net.initial_state(sum(v.numel() for v in params.values()), device=device)
+        for index, names in _fused_names(net, list(params)).items():
+            key = _fused_key(index, net.num_lstms)
+            h[key], c[key] = net.initial_state(sum(params[k].numel() for k in names), device=device)
     else:
         for name, value in params.items():
             h[name], c[name] = net.initial_state(value.numel(), device=value.device)
@@ -62,20 +78,25 @@ def init_state(net: CoordinatewiseLSTM, params: dict[str, Tensor], *, fused: boo
 def optimizer_step(
     net: CoordinatewiseLSTM, state: UnrollState, grads: dict[str, Tensor]
 ) -> UnrollState:
-    """θ_{t+1} = θ_t + m(∇_t, h_t; φ), one parameter tensor at a time (as LearnedOptimizer does)."""
+    """θ_{t+1} = θ_t + m(∇_t, h_t; φ), one parameter tensor at a time (as LearnedOptimizer does).
+
+    Each tensor goes through the LSTM that ``net.lstm_index(name)`` names (always 0 with one LSTM).
+    """
     params, h, c = {}, {}, {}
-    dtype = net.out_weight.dtype
-    if FUSED in state.h:
-        names = list(state.params)
-        flat = torch.cat([grads[k].reshape(-1).to(dtype) for k in names])  # (N,)
-        update, h[FUSED], c[FUSED] = net(flat, state.h[FUSED], state.c[FUSED])
-        for name, piece in zip(names, update.split([state.params[k].numel() for k in names])):
-            value = state.params[name]
-            params[name] = value + piece.view_as(value).to(value.dtype)
+    dtype = net.dtype
+    if any(key.startswith(FUSED) for key in state.h):
+        for index, names in _fused_names(net, list(state.params)).items():
+            key = _fused_key(index, net.num_lstms)
+            flat = torch.cat([grads[k].reshape(-1).to(dtype) for k in names])  # (N,)
+            update, h[key], c[key] = net(flat, state.h[key], state.c[key], index)
+            for name, piece in zip(names, update.split([state.params[k].numel() for k in names])):
+                value = state.params[name]
+                params[name] = value + piece.view_as(value).to(value.dtype)
+        params = {name: params[name] for name in state.params}  # keep the parameter order
         return UnrollState(params=params, h=h, c=c, step=state.step + 1)
     for name, value in state.params.items():
         grad = grads[name].reshape(-1).to(dtype)
-        update, h[name], c[name] = net(grad, state.h[name], state.c[name])
+        update, h[name], c[name] = net(grad, state.h[name], state.c[name], net.lstm_index(name))
         params[name] = value + update.view_as(value).to(value.dtype)
     return UnrollState(params=params, h=h, c=c, step=state.step + 1)
 

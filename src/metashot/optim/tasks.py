@@ -186,6 +186,152 @@ class MNISTMLPTask:
 
 
 # ---------------------------------------------------------------------------------------------------
+# CIFAR-10 convolutional network (paper, Section 3.3, Figure 6)
+
+HELDOUT_SEED_START = 2**40  # seeds from here on (validation, test: see optim.evaluate) use the test images
+CIFAR10_SUBSETS: dict[str, tuple[int, ...]] = {
+    "all": tuple(range(10)),
+    "5label": (0, 1, 2, 3, 4),  # airplane, automobile, bird, cat, deer
+    "2label": (0, 1),  # airplane, automobile
+    "heldout": (5, 6, 7, 8, 9),  # dog, frog, horse, ship, truck: disjoint from the 5- and 2-label sets
+}
+
+
+@lru_cache(maxsize=8)
+def _cifar_tensors(root: str | None, split: str, labels: tuple[int, ...], device: str) -> tuple[Tensor, Tensor]:
+    from metashot.data.cifar10 import load_cifar10
+
+    images, targets = load_cifar10(split, root=root)
+    keep = torch.from_numpy(targets).long()
+    mask = torch.zeros(len(keep), dtype=torch.bool)
+    remap = torch.full((10,), -1, dtype=torch.long)
+    for new, old in enumerate(labels):
+        mask |= keep == old
+        remap[old] = new
+    x = torch.from_numpy(images)[mask].permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32) uint8: 4x less memory
+    return x.to(device), remap[keep[mask]].to(device)  # labels renumbered 0..len(labels)-1
+
+
+class ConvNetProblem:
+    """A small conv net on CIFAR-10 images, trained with minibatch cross-entropy (batch-norm in training mode).
+
+    Parameters (a flat dict, so any optimizer can take them): ``conv{i}.weight (C_out, C_in, k, k)``
+    and ``conv{i}.bn_offset (C_out,)`` per conv layer; ``fc{j}.weight (in, out)`` and ``fc{j}.bn_offset
+    (out,)`` per hidden fully connected layer; ``fc{J}.weight``, ``fc{J}.bias`` for the output layer.
+    The ``conv``/``fc`` prefixes are what ``--separate-lstms conv,fc`` routes on.
+    """
+
+    def __init__(
+        self, images: Tensor, labels: Tensor, params: dict[str, Tensor], batch_size: int, seed: int
+    ) -> None:
+        self.images, self.labels = images, labels  # (N, 3, 32, 32) uint8, (N,) long
+        self.params0 = params
+        self.batch_size = batch_size
+        self._batch_generator = torch.Generator().manual_seed(seed + 1)
+        self._batches: list[Tensor] = []
+
+    def init(self) -> dict[str, Tensor]:
+        return {k: v.clone() for k, v in self.params0.items()}
+
+    def batch_indices(self, step: int) -> Tensor:
+        """Indices ``(batch_size,)`` of minibatch ``step`` (drawn uniformly, fixed by the seed)."""
+        while len(self._batches) <= step:
+            idx = torch.randint(len(self.images), (self.batch_size,), generator=self._batch_generator)
+            self._batches.append(idx.to(self.images.device))
+        return self._batches[step]
+
+    def logits(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """``x (batch, 3, 32, 32)`` float in [0, 1] -> ``(batch, num_classes)``.
+
+        Each conv layer: conv (stride 1, "same" padding) -> batch norm (batch statistics, learned
+        offset) -> ReLU -> 2x2 max-pool; each hidden FC layer: linear -> batch norm -> ReLU.
+        """
+        num_conv = sum(1 for k in params if k.endswith(".weight") and k.startswith("conv"))
+        num_fc = sum(1 for k in params if k.endswith(".weight") and k.startswith("fc"))
+        for i in range(num_conv):
+            weight = params[f"conv{i}.weight"]
+            x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+            x = F.batch_norm(x, None, None, bias=params[f"conv{i}.bn_offset"], training=True)
+            x = F.max_pool2d(torch.relu(x), 2, ceil_mode=True)  # ceil: TensorFlow's "SAME" pooling
+        x = x.flatten(1)
+        for j in range(num_fc - 1):
+            x = x @ params[f"fc{j}.weight"]
+            x = torch.relu(F.batch_norm(x, None, None, bias=params[f"fc{j}.bn_offset"], training=True))
+        last = num_fc - 1
+        return torch.addmm(params[f"fc{last}.bias"], x, params[f"fc{last}.weight"])
+
+    def loss(self, params: dict[str, Tensor], step: int) -> Tensor:
+        idx = self.batch_indices(step)
+        x = self.images[idx].to(params["conv0.weight"].dtype) / 255.0
+        return F.cross_entropy(self.logits(params, x), self.labels[idx])
+
+
+@dataclass(frozen=True)
+class CIFARConvTask:
+    """CIFAR-10 conv net (paper, Section 3.3 and Figure 6): three conv layers with max-pooling, one fully
+    connected hidden layer of 32 units, ReLU and batch norm, minibatches of 128.
+
+    Sizes follow DeepMind's released ``problems.cifar10(conv_channels=(16, 16, 16), linear_layers=(32,))``:
+    16 channels, 5x5 kernels, "same" padding, 2x2 max-pooling; pixels scaled to [0, 1]; weights and
+    the output bias from N(0, 0.01²), batch-norm offsets from 0 (Sonnet's ``BatchNorm`` learns an
+    offset only). Conv and hidden-layer biases are left out: batch norm cancels them exactly.
+    23,818 parameters with 10 classes. Batch norm uses the minibatch's statistics (training mode),
+    as the paper's optimizee did.
+
+    Data: problems with seeds below :data:`HELDOUT_SEED_START` (meta-training) draw minibatches from
+    the 50k training images; held-out seeds (validation and ``compare``) draw them from the 10k test
+    images, as in the paper's Figure 6 (a classifier fitted on a held-out test set). ``labels``
+    restricts both to a subset of classes, renumbered 0..k-1 (the output layer has k units).
+    The shared copy of CIFAR-10 is decoded from JPEG (lossy): pixels differ slightly from the
+    original, which is fine for comparing optimizers.
+    """
+
+    name: str = "cifar10-conv"
+    labels: tuple[int, ...] = CIFAR10_SUBSETS["all"]
+    conv_channels: tuple[int, ...] = (16, 16, 16)
+    kernel_size: int = 5
+    hidden_sizes: tuple[int, ...] = (32,)
+    batch_size: int = 128
+    init_std: float = 0.01
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels) or not set(self.labels) <= set(range(10)):
+            raise UsageError(f"labels must be >= 2 distinct CIFAR-10 classes in 0..9, got {self.labels}")
+        if self.kernel_size % 2 != 1:
+            raise UsageError(f"kernel_size must be odd ('same' padding), got {self.kernel_size}")
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every optimizee parameter, in creation order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        channels, side = 3, 32
+        for i, out in enumerate(self.conv_channels):
+            shapes[f"conv{i}.weight"] = (out, channels, self.kernel_size, self.kernel_size)
+            shapes[f"conv{i}.bn_offset"] = (out,)
+            channels, side = out, -(-side // 2)
+        sizes = (channels * side * side, *self.hidden_sizes, len(self.labels))
+        for j, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes[f"fc{j}.weight"] = (fan_in, fan_out)
+            shapes[f"fc{j}.{'bias' if j == len(sizes) - 2 else 'bn_offset'}"] = (fan_out,)
+        return shapes
+
+    def sample(self, seed: int, *, device: torch.device | str = "cpu") -> ConvNetProblem:
+        split = "test" if seed >= HELDOUT_SEED_START else "train"
+        root = None if self.data_dir is None else os.fspath(self.data_dir)
+        images, labels = _cifar_tensors(root, split, tuple(self.labels), str(device))
+        g = torch.Generator().manual_seed(seed)
+        params: dict[str, Tensor] = {}
+        for name, shape in self.parameter_shapes().items():
+            value = torch.zeros(shape) if name.endswith("bn_offset") else torch.randn(shape, generator=g) * self.init_std
+            params[name] = value.to(device)
+        return ConvNetProblem(images, labels, params, self.batch_size, seed)
+
+
+def _cifar(name: str, subset: str) -> Callable[..., Task]:
+    return lambda data_dir=None, **kw: CIFARConvTask(name=name, labels=CIFAR10_SUBSETS[subset], data_dir=data_dir, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------
 # registry
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -203,6 +349,10 @@ TASKS: dict[str, Callable[..., Task]] = {
     "mnist-mlp-mixed": lambda data_dir=None, **kw: MNISTMLPTask(
         name="mnist-mlp-mixed", activation="mixed", data_dir=data_dir, **kw
     ),
+    "cifar10-conv": _cifar("cifar10-conv", "all"),
+    "cifar10-conv-5label": _cifar("cifar10-conv-5label", "5label"),
+    "cifar10-conv-2label": _cifar("cifar10-conv-2label", "2label"),
+    "cifar10-conv-heldout": _cifar("cifar10-conv-heldout", "heldout"),
 }
 
 
