@@ -275,7 +275,7 @@ class CIFARConvTask:
     16 channels, 5x5 kernels, "same" padding, 2x2 max-pooling; pixels scaled to [0, 1]; weights and
     the output bias from N(0, 0.01²), batch-norm offsets from 0 (Sonnet's ``BatchNorm`` learns an
     offset only). Conv and hidden-layer biases are left out: batch norm cancels them exactly.
-    23,818 parameters with 10 classes. Batch norm uses the minibatch's statistics (training mode),
+    22,602 parameters with 10 classes. Batch norm uses the minibatch's statistics (training mode),
     as the paper's optimizee did.
 
     Data: problems with seeds below :data:`HELDOUT_SEED_START` (meta-training) draw minibatches from
