@@ -8,7 +8,6 @@ plus the per-rank RNG layout of the checkpoint and the refusal to resume on anot
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,11 @@ import torch
 from metashot.errors import CheckpointError
 from metashot.training import distributed as distrib
 from metashot.training import load_checkpoint
+from tests.distributed_helpers import descendants as _descendants
+from tests.distributed_helpers import finish as _finish
+from tests.distributed_helpers import latest_step as _latest_step
+from tests.distributed_helpers import proc_state as _state
+from tests.distributed_helpers import sigkill_tree as _sigkill_tree
 
 # Small, fast episodes on the un-rotated background set (the quickest Omniglot part to load).
 ARGS = ["fewshot", "train", "--method", "matching", "--dataset", "omniglot", "--split", "background",
@@ -32,52 +36,6 @@ def _torchrun(out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "metashot.cli", *ARGS, "--out", str(out), "--log-every", "1", "--checkpoint-every", str(EVERY), *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid``'s children, grandchildren, ... (torchrun starts its workers in sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _sigkill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL torchrun and every worker at once, as when the node dies."""
-    for pid in [proc.pid, *_descendants(proc.pid)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
-def _latest_step(run: Path) -> int:
-    try:
-        return int((run / "latest").read_text().strip().removeprefix("checkpoint-"))
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
-
-
-def _finish(proc: subprocess.Popen) -> None:
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-4000:])
 
 
 @pytest.fixture(scope="module")
