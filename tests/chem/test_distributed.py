@@ -51,7 +51,8 @@ def runs(tmp_path_factory, shared_data):
     killed, straight = root / "killed", root / "straight"
     kill_after_checkpoint(torchrun([*args, "--out", str(killed)]), killed, 2 * EVERY)
     interrupted_at, total = rewind_one_checkpoint(killed, straight)
-    log = finish(torchrun([*args, "--out", str(killed), "--resume", "--max-steps", str(total)]))
+    log = finish(torchrun([*args, "--out", str(killed), "--resume", "--max-steps", str(total),
+                             "--max-minutes", "60"]))  # a budget: the ranks agree on it every step
     return {"killed": killed, "straight": straight, "interrupted_at": interrupted_at, "total": total,
             "root": root, "log": log}
 

@@ -50,7 +50,8 @@ def runs(tmp_path_factory):
     kill_after_checkpoint(torchrun([*ARGS, "--out", str(killed)]), killed, 2 * EVERY)
     interrupted_at, total = rewind_one_checkpoint(killed, straight)
     shutil.copy(killed / "metrics.jsonl", root / "uninterrupted.jsonl")
-    log = finish(torchrun([*ARGS, "--out", str(killed), "--resume", "--max-steps", str(total)]))
+    log = finish(torchrun([*ARGS, "--out", str(killed), "--resume", "--max-steps", str(total),
+                             "--max-minutes", "60"]))  # a budget: the ranks agree on it every step
     return {"killed": killed, "straight": straight, "interrupted_at": interrupted_at, "total": total,
             "root": root, "log": log}
 
