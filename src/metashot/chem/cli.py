@@ -158,6 +158,10 @@ def _train(args: argparse.Namespace) -> int:
         config, args.out, data_dir=args.data_dir, device=args.device, seed=args.seed, resume=args.resume,
         max_steps=args.max_steps, max_minutes=args.max_minutes, show_progress=not args.no_progress,
     )
+    from metashot.training.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 reports
+        return 0
     summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,
                "stopped_because": result.stopped_because, **result.last_metrics}
     if args.json:

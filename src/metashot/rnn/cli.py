@@ -92,6 +92,10 @@ def _train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     summary = train(config, args.out, resume=args.resume, max_steps=args.max_steps, max_minutes=args.max_minutes,
                     device=args.device, show_progress=not args.no_progress)
+    from metashot.training.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 reports
+        return 0
     if args.json:
         print_json(summary)
     else:
