@@ -84,6 +84,7 @@ def _rank_main(rank: int, world: int, port: int, target, args) -> None:
 
 def _fork_ranks(target, *args, world: int = 2) -> None:
     """Run ``target(*args)`` on ``world`` forked ranks of one gloo process group (torchrun's environment)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimizer imports torch._dynamo (~2 s): once, here
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -267,3 +268,29 @@ def test_a_non_finite_unroll_on_one_rank_is_skipped_by_both(tmp_path, monkeypatc
     initial = CoordinatewiseLSTM(MetaTrainConfig(task="quadratic").net).state_dict()
     for key, value in ckpt.group("model").items():  # every step rolled back: still the initial weights
         assert torch.equal(value, initial[key]), key
+
+
+class _Rank1Budget:
+    """A ``--max-minutes`` budget that runs out on rank 1 only, at its 4th check (before step 4)."""
+
+    def __init__(self, minutes):
+        self.checks = 0
+
+    def expired(self) -> bool:
+        self.checks += 1
+        return os.environ.get("RANK") == "1" and self.checks > 3
+
+
+def _budget_run(run: Path) -> None:
+    config = MetaTrainConfig(task="quadratic", num_epochs=50, horizon=4, unroll=2, eval_every=100, num_val=2,
+                             checkpoint_every=100, meta_batch=2)
+    result = meta_train(config, run, show_progress=False, max_minutes=60.0, meta_batch_size=2)
+    assert result.stopped_by == "max_minutes" and result.step == 3, result
+
+
+def test_a_time_budget_spent_on_one_rank_stops_both_at_the_same_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "TimeBudget", _Rank1Budget)
+    _fork_ranks(_budget_run, tmp_path / "run")  # each rank asserts its own result
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.step == 3 and ckpt.state["t"] == 2  # stopped mid-horizon: both ranks' carried state saved
+    assert {"carry", "carry-rank1", "rng", "rng-rank1"} <= set(ckpt.tensors)
