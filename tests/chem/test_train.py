@@ -91,3 +91,21 @@ def test_budget_kl_schedule_follows_the_time_budget(tmp_path: Path, shared_data:
     assert weights and all(w < 0.01 for w in weights)
     with pytest.raises(UsageError, match="kl_schedule"):
         preset("tiny", kl_schedule="weekly")
+
+
+@pytest.mark.needs_shared_data
+def test_word_dropout_trains_and_resumes_exactly(tmp_path: Path, shared_data: Path) -> None:
+    from metashot.training import load_checkpoint
+
+    cfg = preset("tiny", max_molecules=300, eval_every=1000, checkpoint_every=2, word_dropout=0.5)
+    straight = train(cfg, tmp_path / "a", data_dir=str(shared_data), device="cpu", max_steps=4, show_progress=False)
+    train(cfg, tmp_path / "b", data_dir=str(shared_data), device="cpu", max_steps=2, show_progress=False)
+    resumed = train(cfg, tmp_path / "b", data_dir=str(shared_data), device="cpu", max_steps=4, resume=True,
+                    show_progress=False)
+    assert straight.step == resumed.step == 4
+    a, b = load_checkpoint(tmp_path / "a").tensors["model"], load_checkpoint(tmp_path / "b").tensors["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    plain = train(preset("tiny", max_molecules=300, eval_every=1000), tmp_path / "c", data_dir=str(shared_data),
+                  device="cpu", max_steps=4, show_progress=False)
+    c = load_checkpoint(tmp_path / "c").tensors["model"]
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the mask did change training

@@ -55,3 +55,32 @@ def test_sampled_decoding_is_reproducible_with_a_generator_and_greedy_is_determi
     for row in a.tolist():
         if 0 in row:
             assert all(t == 0 for t in row[row.index(0):])
+
+
+def test_word_dropout_hides_the_previous_tokens_and_keeping_all_changes_nothing() -> None:
+    vae = _tiny().eval()
+    length = 20
+    ids = torch.randint(2, 12, (3, length))
+    other = torch.randint(2, 12, (3, length))  # different previous tokens
+    z = torch.randn(3, vae.config.latent_dim)
+    keep_all = torch.ones(3, length, dtype=torch.bool)
+    drop_all = torch.zeros(3, length, dtype=torch.bool)
+    assert torch.equal(vae.decode_logits(z, ids, keep_all), vae.decode_logits(z, ids))
+    # with every previous token hidden the logits depend on z only
+    assert torch.allclose(vae.decode_logits(z, ids, drop_all), vae.decode_logits(z, other, drop_all))
+    assert not torch.allclose(vae.decode_logits(z, ids), vae.decode_logits(z, other))
+    # hiding one position changes the logits from that position on, not before it
+    keep = keep_all.clone()
+    keep[:, 5] = False
+    a, b = vae.decode_logits(z, ids, keep), vae.decode_logits(z, ids)
+    assert torch.equal(a[:, :5], b[:, :5]) and not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_word_dropout_out_of_range_is_refused() -> None:
+    import pytest
+
+    from metashot.chem.config import TrainConfig
+    from metashot.errors import UsageError
+
+    with pytest.raises(UsageError, match="word_dropout"):
+        TrainConfig(word_dropout=1.0)

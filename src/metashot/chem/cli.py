@@ -37,6 +37,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--kl-midpoint", type=float, default=None, help="epoch (or budget fraction) of half KL weight")
     p.add_argument("--kl-slope", type=float, default=None)
     p.add_argument("--kl-max", type=float, default=None)
+    p.add_argument("--word-dropout", type=float, default=None,
+                   help="probability of hiding each previous token from the decoder in training (default 0)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None)
     p.add_argument("--eval-every", type=positive_int, default=None)
     p.add_argument("--checkpoint-every", type=positive_int, default=None)
@@ -144,6 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         "kl_midpoint": args.kl_midpoint,
         "kl_slope": args.kl_slope,
         "kl_max": args.kl_max,
+        "word_dropout": args.word_dropout,
         "precision": args.precision,
         "eval_every": args.eval_every,
         "checkpoint_every": args.checkpoint_every,

@@ -65,6 +65,11 @@ class TrainConfig:
     # positions; in our per-molecule ELBO / max_length that is a final weight of 120 / 196 = 0.612.
     kl_max: float = field(default=0.612, metadata={"help": "final KL weight (0.612 = reference code scaling)"})
     property_weight: float = field(default=0.5, metadata={"help": "weight of the property loss"})
+    word_dropout: float = field(
+        default=0.0,
+        metadata={"help": "probability of hiding each previous token from the decoder in training (Bowman et al. "
+                          "2016; not in the paper): the decoder must use the latent"},
+    )
     trim_padding: bool = field(
         default=False,
         metadata={"help": "decode each batch only up to its longest molecule + 1 (the paper decodes all 120)"},
@@ -84,6 +89,8 @@ class TrainConfig:
             raise UsageError(f"unknown dataset {self.dataset!r}; choose zinc250k or moses")
         if self.tokenizer not in ("char", "regex", "selfies"):
             raise UsageError(f"unknown tokenizer {self.tokenizer!r}; choose char, regex or selfies")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise UsageError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
         if not 0.0 < self.test_fraction < 1.0:
             raise UsageError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.batch_size < 1 or self.lr <= 0:

@@ -430,6 +430,10 @@ def _train(
         # one latent-noise draw for the whole batch (identical on every rank), sharded like the rows;
         # one process with one shard keeps drawing it inside the model, as it always has
         noise = torch.randn(batch_size, config.model.latent_dim, device=dev) if shards > 1 else None
+        # word dropout: one mask for the whole batch, sharded like the rows (drawn only when enabled, so
+        # runs without it consume the RNG exactly as before)
+        keep = (torch.rand(batch_size, decode_length, device=dev) >= config.word_dropout
+                if config.word_dropout > 0 else None)
         step_sums = torch.zeros(4, device=dev)
         try:
             optimizer.zero_grad(set_to_none=True)
@@ -439,7 +443,8 @@ def _train(
                 eps = None if noise is None else distrib.shard(noise, ctx.rank + j * ctx.world_size, shards)
                 with distrib.no_sync(net, skip=j < accumulate - 1):  # all-reduce on the last micro-batch only
                     with _autocast(dev, use_bf16):
-                        output = net(x, eps, decode_length=decode_length)
+                        mask = None if keep is None else distrib.shard(keep, ctx.rank + j * ctx.world_size, shards)
+                        output = net(x, eps, decode_length=decode_length, token_keep=mask)
                         rec = reconstruction_loss(output.logits, x[:, :decode_length]).mean()
                         kl = gaussian_kl(output.mu.float(), output.logvar.float()).mean()
                         prop = (

@@ -117,12 +117,20 @@ class SmilesVAE(nn.Module):
 
     # -- decoder ---------------------------------------------------------------------------------
 
-    def decode_logits(self, z: Tensor, ids: Tensor) -> Tensor:
-        """Teacher-forced logits ``(batch, length, vocab)`` for target ids ``(batch, length)``."""
+    def decode_logits(self, z: Tensor, ids: Tensor, token_keep: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits ``(batch, length, vocab)`` for target ids ``(batch, length)``.
+
+        ``token_keep`` (``(batch, length)`` booleans, training only): where False the decoder does not see
+        the previous token (its embedding is zeroed): word dropout (Bowman et al. 2016), which makes the
+        decoder rely on ``z`` instead of acting as a language model.
+        """
         batch, length = ids.shape
         previous = torch.cat([torch.ones_like(ids[:, :1]), ids[:, :-1]], dim=1).long()  # BOS, y_0..y_{T-2}
         h = self.decoder_dense(z).unsqueeze(1).expand(batch, length, -1)  # (batch, length, decoder_hidden)
-        x = torch.cat([h, self.token_embedding(previous).to(h.dtype)], dim=-1)
+        embedded = self.token_embedding(previous).to(h.dtype)  # (batch, length, token_embedding)
+        if token_keep is not None:
+            embedded = embedded * token_keep[:, :length].unsqueeze(-1).to(h.dtype)
+        x = torch.cat([h, embedded], dim=-1)
         if self.gru_in_fp32 and torch.is_autocast_enabled():
             # cuDNN only runs bf16 GRUs from cuDNN 9.13 on; older builds fall back to a slow per-step
             # kernel, so the trainer may keep the GRU in fp32 (TF32) while the rest runs in bf16
@@ -183,7 +191,8 @@ class SmilesVAE(nn.Module):
 
     # -- full pass -------------------------------------------------------------------------------
 
-    def forward(self, ids: Tensor, noise: Tensor | None = None, *, decode_length: int | None = None) -> VAEOutput:
+    def forward(self, ids: Tensor, noise: Tensor | None = None, *, decode_length: int | None = None,
+                token_keep: Tensor | None = None) -> VAEOutput:
         """Encode, sample ``z`` (``noise`` standard normal; drawn here if None), decode teacher-forced.
 
         ``decode_length`` decodes only the first positions (logits ``(batch, decode_length, vocab)``):
@@ -193,5 +202,5 @@ class SmilesVAE(nn.Module):
         if noise is None:
             noise = torch.randn_like(mu)
         z = reparameterize(mu, logvar, noise)
-        logits = self.decode_logits(z, ids if decode_length is None else ids[:, :decode_length])
+        logits = self.decode_logits(z, ids if decode_length is None else ids[:, :decode_length], token_keep)
         return VAEOutput(logits, mu, logvar, z, self.property_head(mu))
