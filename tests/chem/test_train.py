@@ -105,7 +105,7 @@ def test_word_dropout_trains_and_resumes_exactly(tmp_path: Path, shared_data: Pa
     assert straight.step == resumed.step == 4
     a, b = load_checkpoint(tmp_path / "a").tensors["model"], load_checkpoint(tmp_path / "b").tensors["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    plain = train(preset("tiny", max_molecules=300, eval_every=1000), tmp_path / "c", data_dir=str(shared_data),
-                  device="cpu", max_steps=4, show_progress=False)
+    train(preset("tiny", max_molecules=300, eval_every=1000), tmp_path / "c", data_dir=str(shared_data),
+              device="cpu", max_steps=4, show_progress=False)
     c = load_checkpoint(tmp_path / "c").tensors["model"]
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the mask did change training
