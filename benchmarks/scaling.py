@@ -14,7 +14,8 @@ machine hits both alike; the table reports the median of the rounds.
     METASHOT_DATA=../shared/data python benchmarks/scaling.py [--procs 1 2] [--steps 40] [--repeats 2]
         [--device cpu] [--out results/scaling_cpu.json]
 
-``--system rnn`` and ``--system chem`` measure the Phased LSTM and chemical VAE trainers the same way,
+``--system optim`` runs ``benchmarks/optim_scaling.py``'s measurement (meta-training on quadratics,
+global meta-batch of 2 optimizees: strong scaling). ``--system rnn`` and ``--system chem`` measure the Phased LSTM and chemical VAE trainers the same way,
 with one difference: their ``--batch-size`` is the *global* batch (strong scaling: N processes share
 each batch, ``batch / N`` rows each), so the rate is sequences (molecules) per second of the whole job.
 
@@ -26,6 +27,7 @@ each batch, ``batch / N`` rows each), so the rate is sequences (molecules) per s
 
     python benchmarks/scaling.py --system rnn [--steps 10] --out results/scaling_cpu_rnn.json
     METASHOT_DATA=../shared/data python benchmarks/scaling.py --system chem --out results/scaling_cpu_chem.json
+    python benchmarks/scaling.py --system optim --steps 30 --out results/scaling_cpu_optim.json
 """
 
 from __future__ import annotations
@@ -86,6 +88,18 @@ def _chem_case(procs: int, args: argparse.Namespace, out: Path) -> dict:
             "global_batch": batch, "world_size": procs}
 
 
+def _optim_case(procs: int, args: argparse.Namespace, out: Path) -> dict:
+    """Optimizee-unrolls per second of ``optim meta-train`` (quadratics, global meta-batch 2; the
+    measurement of ``benchmarks/optim_scaling.py``, which also runs the MNIST task)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from optim_scaling import _run
+
+    opts = argparse.Namespace(meta_batch=2, steps=args.steps, warmup=3, data_dir=None, device=args.device, threads=1)
+    row = _run("quadratic", procs, opts, out)
+    return {"rate": row["optimizee_unrolls_per_s"], "seconds": row["timed_seconds"], "global_batch": 2,
+            "world_size": procs}
+
+
 def _fewshot_case(procs: int, args: argparse.Namespace, out: Path) -> dict:
     summary = _case(procs, args, out)
     return {"rate": summary["episodes_per_second"], "seconds": summary["seconds"],
@@ -97,6 +111,8 @@ SYSTEMS = {
     "fewshot": (_fewshot_case, "episodes", "fewshot DDP scaling (matching, 5-way 1-shot 15-query Omniglot)"),
     "rnn": (_rnn_case, "sequences", "rnn DDP scaling (Phased LSTM, 110 units, async frequency task, global batch 32)"),
     "chem": (_chem_case, "molecules", "chem DDP scaling (SMILES VAE, reduced preset, ZINC, global batch 128)"),
+    "optim": (_optim_case, "unrolls", "optim meta-training scaling (quadratics, meta-gradients all-reduced, "
+              "global meta-batch 2)"),
 }
 
 
