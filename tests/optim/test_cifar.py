@@ -152,3 +152,10 @@ def test_separate_lstm_checkpoint_round_trip_through_the_cli(tmp_path, capsys):
 def test_existing_single_lstm_checkpoint_loads_as_one_shared_lstm():
     net = CoordinatewiseLSTM.from_pretrained(ROOT / "checkpoints" / "l2l-quadratic")
     assert net.config.lstm_groups == () and net.num_lstms == 1
+
+
+def test_committed_cifar_checkpoints_record_their_lstm_groups():
+    separate = CoordinatewiseLSTM.from_pretrained(ROOT / "checkpoints" / "l2l-cifar10-conv-separate")
+    assert separate.config.lstm_groups == ("conv", "fc") and separate.num_lstms == 2
+    shared = CoordinatewiseLSTM.from_pretrained(ROOT / "checkpoints" / "l2l-cifar10-conv")  # config predates the field
+    assert shared.config.lstm_groups == () and shared.num_lstms == 1
