@@ -4,7 +4,7 @@
 - :mod:`~metashot.optim.functional`     preprocess_gradients, lstm_cell, lstm_update (pure math)
 - :mod:`~metashot.optim.coordinatewise` CoordinatewiseLSTM: the optimizer network
 - :mod:`~metashot.optim.learned`        LearnedOptimizer: a drop-in ``torch.optim.Optimizer``
-- :mod:`~metashot.optim.tasks`          Task / Problem protocols; quadratic and MNIST MLP families
+- :mod:`~metashot.optim.tasks`          Task / Problem protocols; quadratic, MNIST MLP and CIFAR-10 conv families
 - :mod:`~metashot.optim.meta`           unroll(): the truncated-BPTT meta-loss
 - :mod:`~metashot.optim.train`          meta_train(): model selection, checkpoints, NaN safety
 - :mod:`~metashot.optim.evaluate`       tuned baselines and compare()
@@ -16,13 +16,23 @@ from metashot.optim.evaluate import BASELINES, compare, list_optimizers, run_opt
 from metashot.optim.functional import lstm_update, preprocess_gradients
 from metashot.optim.learned import LearnedOptimizer
 from metashot.optim.meta import UnrollState, init_state, unroll
-from metashot.optim.tasks import TASKS, MNISTMLPTask, Problem, QuadraticTask, Task, list_tasks, make_task
+from metashot.optim.tasks import (
+    TASKS,
+    CIFARConvTask,
+    MNISTMLPTask,
+    Problem,
+    QuadraticTask,
+    Task,
+    list_tasks,
+    make_task,
+)
 from metashot.optim.train import meta_train
 
 __all__ = [
     "BASELINES",
     "PRESETS",
     "TASKS",
+    "CIFARConvTask",
     "CoordinatewiseLSTM",
     "LSTMOptimizerConfig",
     "LearnedOptimizer",

@@ -113,15 +113,15 @@ def _mnist_tensors(root: str | None, device: str) -> tuple[Tensor, Tensor]:
     return x, torch.from_numpy(labels).long().to(device)  # (60000, 784) in [0, 1], (60000,)
 
 
-class MLPProblem:
-    """An MLP classifier on MNIST: cross-entropy on a fixed (per seed) sequence of minibatches."""
+class MinibatchProblem:
+    """A classifier trained with cross-entropy on a fixed (per seed) sequence of minibatches.
 
-    def __init__(
-        self, images: Tensor, labels: Tensor, params: dict[str, Tensor], activation: str, batch_size: int, seed: int
-    ) -> None:
-        self.images, self.labels = images, labels  # (N, 784), (N,)
+    Subclasses give ``logits(params, x)`` and may convert the stored images in ``inputs``.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, params: dict[str, Tensor], batch_size: int, seed: int) -> None:
+        self.images, self.labels = images, labels  # (N, ...), (N,)
         self.params0 = params
-        self.activation = activation
         self.batch_size = batch_size
         self._batch_generator = torch.Generator().manual_seed(seed + 1)
         self._batches: list[Tensor] = []
@@ -136,6 +136,27 @@ class MLPProblem:
             self._batches.append(idx.to(self.images.device))
         return self._batches[step]
 
+    def inputs(self, idx: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """The network input for the stored examples ``idx`` (the images as stored, by default)."""
+        return self.images[idx]
+
+    def logits(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def loss(self, params: dict[str, Tensor], step: int) -> Tensor:
+        idx = self.batch_indices(step)
+        return F.cross_entropy(self.logits(params, self.inputs(idx, params)), self.labels[idx])
+
+
+class MLPProblem(MinibatchProblem):
+    """An MLP classifier on MNIST (images ``(N, 784)`` in [0, 1])."""
+
+    def __init__(
+        self, images: Tensor, labels: Tensor, params: dict[str, Tensor], activation: str, batch_size: int, seed: int
+    ) -> None:
+        super().__init__(images, labels, params, batch_size, seed)
+        self.activation = activation
+
     def logits(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """``x (batch, 784)`` -> ``(batch, 10)``."""
         act = ACTIVATIONS[self.activation]
@@ -145,10 +166,6 @@ class MLPProblem:
             if layer < num_layers - 1:
                 x = act(x)
         return x
-
-    def loss(self, params: dict[str, Tensor], step: int) -> Tensor:
-        idx = self.batch_indices(step)
-        return F.cross_entropy(self.logits(params, self.images[idx]), self.labels[idx])
 
 
 @dataclass(frozen=True)
@@ -212,7 +229,7 @@ def _cifar_tensors(root: str | None, split: str, labels: tuple[int, ...], device
     return x.to(device), remap[keep[mask]].to(device)  # labels renumbered 0..len(labels)-1
 
 
-class ConvNetProblem:
+class ConvNetProblem(MinibatchProblem):
     """A small conv net on CIFAR-10 images, trained with minibatch cross-entropy (batch-norm in training mode).
 
     Parameters (a flat dict, so any optimizer can take them): ``conv{i}.weight (C_out, C_in, k, k)``
@@ -221,24 +238,9 @@ class ConvNetProblem:
     The ``conv``/``fc`` prefixes are what ``--separate-lstms conv,fc`` routes on.
     """
 
-    def __init__(
-        self, images: Tensor, labels: Tensor, params: dict[str, Tensor], batch_size: int, seed: int
-    ) -> None:
-        self.images, self.labels = images, labels  # (N, 3, 32, 32) uint8, (N,) long
-        self.params0 = params
-        self.batch_size = batch_size
-        self._batch_generator = torch.Generator().manual_seed(seed + 1)
-        self._batches: list[Tensor] = []
-
-    def init(self) -> dict[str, Tensor]:
-        return {k: v.clone() for k, v in self.params0.items()}
-
-    def batch_indices(self, step: int) -> Tensor:
-        """Indices ``(batch_size,)`` of minibatch ``step`` (drawn uniformly, fixed by the seed)."""
-        while len(self._batches) <= step:
-            idx = torch.randint(len(self.images), (self.batch_size,), generator=self._batch_generator)
-            self._batches.append(idx.to(self.images.device))
-        return self._batches[step]
+    def inputs(self, idx: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """Stored ``(N, 3, 32, 32)`` uint8 images -> floats in [0, 1] of the parameters' dtype."""
+        return self.images[idx].to(params["conv0.weight"].dtype) / 255.0
 
     def logits(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """``x (batch, 3, 32, 32)`` float in [0, 1] -> ``(batch, num_classes)``.
@@ -259,11 +261,6 @@ class ConvNetProblem:
             x = torch.relu(F.batch_norm(x, None, None, bias=params[f"fc{j}.bn_offset"], training=True))
         last = num_fc - 1
         return torch.addmm(params[f"fc{last}.bias"], x, params[f"fc{last}.weight"])
-
-    def loss(self, params: dict[str, Tensor], step: int) -> Tensor:
-        idx = self.batch_indices(step)
-        x = self.images[idx].to(params["conv0.weight"].dtype) / 255.0
-        return F.cross_entropy(self.logits(params, x), self.labels[idx])
 
 
 @dataclass(frozen=True)
