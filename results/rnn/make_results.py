@@ -6,6 +6,7 @@ code as `metashot rnn evaluate`), write report.json (claims + raw numbers) and t
 
 import dataclasses
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ from metashot.rnn.report import build_report
 here = Path(__file__).resolve().parent
 root = here.parents[1]
 torch.set_num_threads(1)
+os.chdir(root)  # repository-relative checkpoint paths in the recorded commands
 report = build_report(ReportOptions(out_dir=here, quick="--quick" in sys.argv, device="cpu",
-                                    checkpoints_dir=root / "checkpoints"))
+                                    checkpoints_dir=Path("checkpoints")))
 out = {
     "command": "OMP_NUM_THREADS=1 .venv/bin/python results/rnn/make_results.py",
     "torch": torch.__version__, "machine": platform.machine(), "device": "cpu",
