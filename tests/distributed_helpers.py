@@ -1,6 +1,6 @@
 """Launching, watching and SIGKILLing ``torchrun`` jobs in tests (CPU processes, gloo).
 
-Shared by the distributed tests of every trainer (tests/training, tests/rnn, tests/chem).
+Shared by the distributed tests of every trainer (tests/training, tests/optim, tests/rnn, tests/chem).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def torchrun(cli_args: list[str], *, nproc: int = 2) -> subprocess.Popen:
@@ -103,3 +104,11 @@ def rewind_one_checkpoint(run: Path, keep_as: Path) -> tuple[int, int]:
     shutil.move(str(newest), str(keep_as))
     (run / "latest").write_text(previous.name + "\n")
     return int(previous.name.removeprefix("checkpoint-")), int(newest.name.removeprefix("checkpoint-"))
+
+
+def assert_groups_identical(a, b, groups) -> None:
+    """Every tensor of the checkpoint groups ``groups`` of ``a`` and ``b`` (:class:`Checkpoint`) is bit-equal."""
+    for group in groups:
+        assert a.tensors[group].keys() == b.tensors[group].keys(), group
+        for key, value in a.tensors[group].items():
+            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key} differs after resume"

@@ -23,7 +23,13 @@ from metashot.chem.train import _train, train
 from metashot.errors import CheckpointError, UsageError
 from metashot.training import distributed as distrib
 from metashot.training import load_checkpoint
-from tests.distributed_helpers import finish, kill_after_checkpoint, rewind_one_checkpoint, torchrun
+from tests.distributed_helpers import (
+    assert_groups_identical,
+    finish,
+    kill_after_checkpoint,
+    rewind_one_checkpoint,
+    torchrun,
+)
 
 pytestmark = pytest.mark.needs_shared_data
 
@@ -62,10 +68,7 @@ def test_resume_after_sigkill_is_bit_identical(runs):
     a, b = load_checkpoint(runs["straight"]), load_checkpoint(runs["killed"])
     assert runs["interrupted_at"] < a.step == b.step == runs["total"]
     assert set(a.tensors) == set(b.tensors) == {"model", "optimizer", "rng", "rng-rank1"}
-    for group in a.tensors:
-        assert a.tensors[group].keys() == b.tensors[group].keys()
-        for key, value in a.tensors[group].items():
-            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key} differs after resume"
+    assert_groups_identical(a, b, a.tensors)
     assert b.state["world_size"] == 2 and b.state["global_batch"] == 32 and b.state["batch_per_process"] == 16
     assert a.state["position"] == b.state["position"] and a.state["epoch"] == b.state["epoch"]
     steps = [json.loads(line)["step"] for line in (runs["killed"] / "metrics.jsonl").read_text().splitlines()]

@@ -23,8 +23,6 @@ import multiprocessing
 import os
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,25 +36,7 @@ from metashot.optim import train as train_module
 from metashot.training import distributed as distrib
 from metashot.training import load_checkpoint
 from metashot.training.metrics import read_metrics
-
-if (Path(__file__).resolve().parents[1] / "distributed_helpers.py").exists():
-    from tests import distributed_helpers as _helpers
-else:
-    from tests.training import test_distributed as _helpers
-
-
-def _helper(*names: str):
-    """A launch/kill helper of the fewshot torchrun test (shared module: public names; old: ``_`` names)."""
-    for name in names:
-        if hasattr(_helpers, name):
-            return getattr(_helpers, name)
-    raise AttributeError(f"{_helpers.__name__} has none of {names}")
-
-
-descendants = _helper("descendants", "_descendants")
-sigkill_tree = _helper("sigkill_tree", "_sigkill_tree")
-latest_step = _helper("latest_step", "_latest_step")
-proc_state = _helper("proc_state", "_state")
+from tests.distributed_helpers import assert_groups_identical, kill_after_checkpoint, torchrun
 
 # 4 bundled 10-D quadratics per optimizee, horizon 20 = 4 unrolls of 5; a checkpoint every epoch.
 ARGS = ["optim", "meta-train", "--task", "quadratic", "--meta-batch-size", "4", "--meta-batch", "2",
@@ -67,10 +47,7 @@ EXTRA = 6  # steps after the SIGKILL: the runs end mid-horizon (t = 10 of 20)
 
 
 def _torchrun(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "metashot.cli", *ARGS, "--out", str(out), *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return torchrun([*ARGS, "--out", str(out), *extra])
 
 
 def _rank_main(rank: int, world: int, port: int, target, args) -> None:
@@ -107,23 +84,7 @@ def runs(tmp_path_factory):
     twin; split: stopped mid-horizon and resumed; one: 1 process with the same global meta-batch."""
     root = tmp_path_factory.mktemp("optim-ddp")
     killed, straight, split, one = (root / name for name in ("killed", "straight", "split", "one"))
-    victim = _torchrun(killed)
-    kill_after = getattr(_helpers, "kill_after_checkpoint", None)
-    if kill_after is not None:
-        interrupted_at = kill_after(victim, killed, UNROLLS_PER_EPOCH)
-    else:  # the helpers of tests/training/test_distributed.py before they moved
-        deadline = time.monotonic() + 180
-        while latest_step(killed) < UNROLLS_PER_EPOCH:
-            if victim.poll() is not None:
-                pytest.fail(victim.stderr.read().decode()[-4000:])
-            assert time.monotonic() < deadline, "the 2-process run wrote no checkpoint in time"
-            time.sleep(0.01)
-        workers = descendants(victim.pid)
-        sigkill_tree(victim)
-        while any(Path(f"/proc/{pid}").exists() and "Z" not in proc_state(pid) for pid in workers):
-            assert time.monotonic() < deadline, "the workers survived SIGKILL"
-            time.sleep(0.05)
-        interrupted_at = latest_step(killed)
+    interrupted_at = kill_after_checkpoint(_torchrun(killed), killed, UNROLLS_PER_EPOCH)
     total = interrupted_at + EXTRA
     _fork_ranks(cli_main, [*ARGS, "--out", str(killed), "--max-steps", str(total), "--resume"])
     _fork_ranks(cli_main, [*ARGS, "--out", str(straight), "--max-steps", str(total)])
@@ -140,10 +101,7 @@ GROUPS = ("model", "optimizer", "rng", "rng-rank1", "carry", "carry-rank1", "rol
 
 def _assert_identical(a, b) -> None:
     assert sorted(a.tensors) == sorted(b.tensors) == sorted(GROUPS)
-    for group in GROUPS:
-        assert a.tensors[group].keys() == b.tensors[group].keys(), group
-        for key, value in a.tensors[group].items():
-            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key} differs after resume"
+    assert_groups_identical(a, b, GROUPS)
     assert a.state == b.state
 
 
@@ -227,9 +185,7 @@ def test_single_process_resume_from_mid_horizon_is_exact(tmp_path):
     meta_train(config, tmp_path / "split", max_steps=8, resume=True, **kw)
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
     assert a.step == b.step == 8 and sorted(a.tensors) == sorted(b.tensors)
-    for group, tensors in a.tensors.items():
-        for key, value in tensors.items():
-            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key}"
+    assert_groups_identical(a, b, a.tensors)
 
 
 class _Rank1Explodes:

@@ -20,7 +20,13 @@ from metashot.rnn.config import ModelConfig, TaskConfig, TrainConfig
 from metashot.rnn.train import _train, train
 from metashot.training import distributed as distrib
 from metashot.training import load_checkpoint
-from tests.distributed_helpers import finish, kill_after_checkpoint, rewind_one_checkpoint, torchrun
+from tests.distributed_helpers import (
+    assert_groups_identical,
+    finish,
+    kill_after_checkpoint,
+    rewind_one_checkpoint,
+    torchrun,
+)
 
 # 8 sequences per step (4 per process), 2 steps per epoch: a checkpoint and a test evaluation every 2 steps.
 # 600 test examples = 2 test batches (500 + 100), one evaluated on each rank.
@@ -65,10 +71,7 @@ def test_resume_after_sigkill_is_bit_identical(runs):
     a, b = load_checkpoint(runs["straight"]), load_checkpoint(runs["killed"])
     assert runs["interrupted_at"] < a.step == b.step == runs["total"]
     assert set(a.tensors) == set(b.tensors) == {"model", "optimizer", "rng", "rng-rank1"}
-    for group in a.tensors:
-        assert a.tensors[group].keys() == b.tensors[group].keys()
-        for key, value in a.tensors[group].items():
-            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key} differs after resume"
+    assert_groups_identical(a, b, a.tensors)
     assert b.state["world_size"] == 2 and b.state["global_batch"] == 8 and b.state["batch_per_process"] == 4
     # metrics cut back to the checkpoint, then continued: one record per epoch, equal to the uninterrupted run's
     resumed = _strip(_metrics(runs["killed"]), runs["total"])

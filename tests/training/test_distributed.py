@@ -7,10 +7,7 @@ plus the per-rank RNG layout of the checkpoint and the refusal to resume on anot
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +16,8 @@ import torch
 from metashot.errors import CheckpointError
 from metashot.training import distributed as distrib
 from metashot.training import load_checkpoint
-from tests.distributed_helpers import descendants as _descendants
+from tests.distributed_helpers import assert_groups_identical, kill_after_checkpoint, torchrun
 from tests.distributed_helpers import finish as _finish
-from tests.distributed_helpers import latest_step as _latest_step
-from tests.distributed_helpers import proc_state as _state
-from tests.distributed_helpers import sigkill_tree as _sigkill_tree
 
 # Small, fast episodes on the un-rotated background set (the quickest Omniglot part to load).
 ARGS = ["fewshot", "train", "--method", "matching", "--dataset", "omniglot", "--split", "background",
@@ -32,10 +26,7 @@ EVERY = 3  # checkpoint interval
 
 
 def _torchrun(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "metashot.cli", *ARGS, "--out", str(out), "--log-every", "1", "--checkpoint-every", str(EVERY), *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return torchrun([*ARGS, "--out", str(out), "--log-every", "1", "--checkpoint-every", str(EVERY), *extra])
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +34,7 @@ def runs(tmp_path_factory, shared_data):
     """A 2-process run SIGKILLed after its first checkpoint, resumed, and an uninterrupted twin."""
     root = tmp_path_factory.mktemp("ddp")
     killed, straight = root / "killed", root / "straight"
-    victim = _torchrun(killed, "--steps", "100000")
-    deadline = time.monotonic() + 180
-    while _latest_step(killed) < EVERY:
-        if victim.poll() is not None:
-            pytest.fail(victim.stderr.read().decode()[-4000:])
-        assert time.monotonic() < deadline, "the 2-process run wrote no checkpoint in time"
-        time.sleep(0.02)
-    workers = _descendants(victim.pid)
-    _sigkill_tree(victim)
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers):
-        assert time.monotonic() < deadline, "the workers survived SIGKILL"
-        time.sleep(0.05)
-    interrupted_at = _latest_step(killed)
+    interrupted_at = kill_after_checkpoint(_torchrun(killed, "--steps", "100000"), killed, EVERY)
     total = interrupted_at + EVERY  # steps is not part of the compared config; --max-steps ends both runs here
     resumed = _torchrun(killed, "--steps", "100000", "--resume", "--max-steps", str(total))
     twin = _torchrun(straight, "--steps", "100000", "--max-steps", str(total))
@@ -70,10 +48,7 @@ def runs(tmp_path_factory, shared_data):
 def test_resume_after_sigkill_is_bit_identical(runs):
     a, b = load_checkpoint(runs["straight"]), load_checkpoint(runs["killed"])
     assert runs["interrupted_at"] < a.step == b.step == runs["total"]
-    for group in ("model", "optimizer", "rng", "rng-rank1"):
-        assert a.tensors[group].keys() == b.tensors[group].keys()
-        for key, value in a.tensors[group].items():
-            assert torch.equal(value, b.tensors[group][key]), f"{group}.{key} differs after resume"
+    assert_groups_identical(a, b, ("model", "optimizer", "rng", "rng-rank1"))
     assert b.state["world_size"] == 2 and b.state["global_episodes_per_step"] == 2
     lines = (runs["killed"] / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == runs["total"]  # cut back to the checkpoint, then continued: one line per step
