@@ -258,12 +258,9 @@ def train(
     accumulation; a step still covers ``batch_size`` molecules): one process with ``accumulate=N``
     computes what ``N`` processes under ``torchrun`` compute (see the module docstring).
     """
-    ctx = distrib.setup(resolve_device(device))
-    try:
+    with distrib.process_group(resolve_device(device)) as ctx:
         return _train(config, Path(out), data_dir=data_dir, ctx=ctx, seed=seed, resume=resume, max_steps=max_steps,
                       max_minutes=max_minutes, show_progress=show_progress, on_log=on_log, accumulate=accumulate)
-    finally:
-        distrib.cleanup(ctx)
 
 
 def _check_divisible(batch_size: int, ctx: distrib.DistContext, accumulate: int, what: str) -> None:

@@ -96,12 +96,9 @@ def train(
     ``episodes_per_step`` episodes), so a step averages ``W * A * episodes_per_step`` episodes; one
     process with ``accumulate=W`` reproduces a ``W``-process run (batch-norm statistics included).
     """
-    ctx = distrib.setup(resolve_device(device))
-    try:
+    with distrib.process_group(resolve_device(device)) as ctx:
         return _train(config, out=Path(out), resume=resume, max_steps=max_steps, max_minutes=max_minutes,
                       ctx=ctx, show_progress=show_progress, data_dir=data_dir, accumulate=accumulate)
-    finally:
-        distrib.cleanup(ctx)
 
 
 def _train(

@@ -205,14 +205,11 @@ def meta_train(
         init_from: start from the weights of this meta-trained optimizer (fine-tuning, e.g. on
             another task); its architecture replaces ``config.net``.
     """
-    ctx = distrib.setup(torch.device(device))
-    try:
+    with distrib.process_group(torch.device(device)) as ctx:
         return _meta_train(
             config, Path(run_dir), ctx=ctx, seed=seed, resume=resume, max_steps=max_steps, max_minutes=max_minutes,
             data_dir=data_dir, show_progress=show_progress, bundle=meta_batch_size, init_from=init_from,
         )
-    finally:
-        distrib.cleanup(ctx)
 
 
 def _meta_train(

@@ -126,12 +126,9 @@ def train(
     Under ``torchrun`` the ``N`` processes share every batch (see the module docstring);
     ``batch_size`` must be divisible by ``N * accumulate``.
     """
-    ctx = distrib.setup(resolve_device(device))
-    try:
+    with distrib.process_group(resolve_device(device)) as ctx:
         return _train(config, Path(out), resume=resume, max_steps=max_steps, max_minutes=max_minutes, ctx=ctx,
                       show_progress=show_progress, keep=keep, accumulate=accumulate)
-    finally:
-        distrib.cleanup(ctx)
 
 
 def _train(

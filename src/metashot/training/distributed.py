@@ -7,15 +7,14 @@ process.
 
 The recipe a trainer follows (see :mod:`metashot.fewshot.train`)::
 
-    ctx = setup(resolve_device(args.device))      # process group from torchrun's env
-    model = build(...).to(ctx.device)
-    ddp = wrap_ddp(model, ctx)                      # forward through ``ddp``, save ``model``
-    batch = sampler.sample(ctx.world_size * n)      # the SAME global batch on every rank ...
-    mine = shard(batch, ctx.rank, ctx.world_size)   # ... of which each rank takes rows r, r+W, ...
-    ...
-    rng = gather_rng_states(ctx, generators)        # rank 0 saves every rank's RNG state
-    if ctx.is_main: save_checkpoint(...)
-    cleanup(ctx)
+    with process_group(resolve_device(args.device)) as ctx:   # torchrun's env; torn down on exit
+        model = build(...).to(ctx.device)
+        ddp = wrap_ddp(model, ctx)                      # forward through ``ddp``, save ``model``
+        batch = sampler.sample(ctx.world_size * n)      # the SAME global batch on every rank ...
+        mine = shard(batch, ctx.rank, ctx.world_size)   # ... of which each rank takes rows r, r+W, ...
+        ...
+        rng = gather_rng_states(ctx, generators)        # rank 0 saves every rank's RNG state
+        if ctx.is_main: save_checkpoint(...)
 """
 
 from __future__ import annotations
@@ -121,6 +120,16 @@ def cleanup(ctx: DistContext | None = None) -> None:
     """Tear the process group down (safe to call twice, or on one process)."""
     if _initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[DistContext]:
+    """``with process_group(device) as ctx:`` :func:`setup` on entry, :func:`cleanup` on exit (also on errors)."""
+    ctx = setup(device)
+    try:
+        yield ctx
+    finally:
+        cleanup(ctx)
 
 
 def barrier(ctx: DistContext | None = None) -> None:
