@@ -14,11 +14,10 @@ test order), ``y_test`` (10000,) uint8, ``test_index_in_class`` (10000,) int16, 
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
+from metashot.data.npz import read_split
 from metashot.data.paths import dataset_file
 from metashot.errors import DataError
 
@@ -43,21 +42,8 @@ def load_cifar10(
     if split not in _SIZES:
         raise DataError(f"unknown CIFAR-10 split {split!r}; use 'train' or 'test'")
     path = dataset_file(RELPATH, dataset="cifar10", root=root)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {f"x_{split}", f"y_{split}"} - set(archive.files)
-            if missing:
-                raise DataError(f"{path}: missing arrays {sorted(missing)}; not the expected CIFAR-10 npz; {_FIX}")
-            images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"{path}: unreadable, truncated or corrupt ({exc}); {_FIX}") from None
     n = _SIZES[split]
-    if images.shape != (n, 32, 32, 3) or images.dtype != np.uint8:
-        raise DataError(
-            f"{path}: x_{split} has shape {images.shape} {images.dtype}, expected ({n}, 32, 32, 3) uint8; {_FIX}"
-        )
-    if labels.shape != (n,) or labels.dtype != np.uint8:
-        raise DataError(f"{path}: y_{split} has shape {labels.shape} {labels.dtype}, expected ({n},) uint8; {_FIX}")
+    images, labels = read_split(path, split, image_shape=(32, 32, 3), size=n, name="CIFAR-10", fix=_FIX)
     counts = np.bincount(labels, minlength=10)
     if len(counts) > 10 or (counts != n // 10).any():
         raise DataError(
