@@ -91,7 +91,9 @@ def _chem_case(procs: int, args: argparse.Namespace, out: Path) -> dict:
 def _optim_case(procs: int, args: argparse.Namespace, out: Path) -> dict:
     """Optimizee-unrolls per second of ``optim meta-train`` (quadratics, global meta-batch 2; the
     measurement of ``benchmarks/optim_scaling.py``, which also runs the MNIST task)."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
     from optim_scaling import _run
 
     opts = argparse.Namespace(meta_batch=2, steps=args.steps, warmup=3, data_dir=None, device=args.device, threads=1)
