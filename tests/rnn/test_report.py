@@ -17,13 +17,20 @@ def test_report_evaluates_checkpoints_like_the_cli_and_writes_figures(tmp_path):
     scaled = TrainConfig(task=TaskConfig(sampling="async"), model=ModelConfig(model="lstm", hidden_size=8, time_input_scale=0.01),
                          epochs=1, epoch_size=16, batch_size=8, eval_examples=16)
     train(scaled, checkpoints / "lstm-frequency-async-timescale", device="cpu", show_progress=False)
+    bn = TrainConfig(task=TaskConfig(sampling="async"), model=ModelConfig(model="bnlstm", hidden_size=8),
+                     epochs=1, epoch_size=16, batch_size=8, eval_examples=16)
+    train(bn, checkpoints / "bnlstm-frequency-async", device="cpu", show_progress=False)
     report = build_report(ReportOptions(out_dir=tmp_path / "out", quick=True, device="cpu", checkpoints_dir=checkpoints))
-    assert report.system == "rnn" and len(report.claims) == 6
+    assert report.system == "rnn" and len(report.claims) == 7
     assert all(f.path.is_file() and f.path.stat().st_size > 1000 for f in report.figures)
     cli = evaluate_checkpoint(checkpoints / "plstm-frequency-async", num_examples=250, seed=0, device="cpu")
     assert report.results["runs"]["plstm-async"]["accuracy"] == cli["accuracy"]
     assert "--examples 250 --seed 0" in report.claims[0].command
     assert any("ablation" in c.claim and c.status == "info" for c in report.claims)
+    bn_rows = [c for c in report.claims if "BN-LSTM" in c.claim]  # a committed checkpoint, evaluated like the CLI
+    assert len(bn_rows) == 1 and "asynchronous" in bn_rows[0].claim and "bnlstm-frequency-async" in bn_rows[0].command
+    bn_cli = evaluate_checkpoint(checkpoints / "bnlstm-frequency-async", num_examples=250, seed=0, device="cpu")
+    assert report.results["runs"]["bnlstm-async"]["accuracy"] == bn_cli["accuracy"]
 
 
 def test_report_names_the_training_command_when_a_checkpoint_is_missing(tmp_path):
