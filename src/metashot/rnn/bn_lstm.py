@@ -6,7 +6,12 @@ https://arxiv.org/abs/1603.09025), the paper's BN-LSTM baseline.
 ``max_stat_steps``, later steps reuse the last step's statistics) and BN scale initialised to 0.1.
 
 Deviations: statistics are computed over the real (non-padded) sequences of the batch at each
-step; padded steps leave the state unchanged. The recurrence is a plain Python loop.
+step; padded steps leave the state unchanged. With sequences of different lengths the late steps
+of a batch hold few real sequences: a step with fewer than ``min_rows`` of them (default 4) is
+normalised with the running statistics in training too, and does not update them (one real row
+has variance 0: its normalised value would be exactly 0 in training, and the running variance
+would be pulled towards 0). Running variances are updated with the unbiased estimate, as
+``nn.BatchNorm1d`` does. The recurrence is a plain Python loop.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ class _StepBatchNorm(nn.Module):
     """Batch norm over ``(B, F)`` with per-time-step running statistics and a row mask."""
 
     def __init__(self, features: int, max_stat_steps: int, *, affine_bias: bool = True, eps: float = 1e-5,
-                 momentum: float = 0.1) -> None:
+                 momentum: float = 0.1, min_rows: int = 4) -> None:
         super().__init__()
-        self.eps, self.momentum = eps, momentum
+        if min_rows < 2:
+            raise ValueError(f"min_rows must be >= 2 (one row has no variance), got {min_rows}")
+        self.eps, self.momentum, self.min_rows = eps, momentum, min_rows
         self.weight = nn.Parameter(torch.full((features,), 0.1))
         self.bias = nn.Parameter(torch.zeros(features)) if affine_bias else None
         self.register_buffer("running_mean", torch.zeros(max_stat_steps, features))
@@ -32,14 +39,14 @@ class _StepBatchNorm(nn.Module):
     def forward(self, x: Tensor, step: int, mask: Tensor) -> Tensor:
         """x: ``(B, F)``; mask: ``(B, 1)`` float, 1 at real rows -> ``(B, F)``."""
         t = min(step, self.running_mean.shape[0] - 1)
-        if self.training:
-            count = mask.sum().clamp_min(1.0)
+        count = mask.sum()
+        if self.training and count >= self.min_rows:
             mean = (x * mask).sum(0) / count
             var = (((x - mean) ** 2) * mask).sum(0) / count
             with torch.no_grad():
                 self.running_mean[t].lerp_(mean.detach(), self.momentum)
-                self.running_var[t].lerp_(var.detach(), self.momentum)
-        else:
+                self.running_var[t].lerp_(var.detach() * (count / (count - 1)), self.momentum)
+        else:  # evaluation, or too few real rows at this step for batch statistics
             mean, var = self.running_mean[t], self.running_var[t]
         out = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
         return out if self.bias is None else out + self.bias
