@@ -6,6 +6,7 @@ written by training, and ``report.py``, so they agree for the same seed.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -14,12 +15,17 @@ from torch import nn
 
 from metashot.config import from_dict
 from metashot.errors import CheckpointError, UsageError
+from metashot.rnn.bn_lstm import _StepBatchNorm, recalibrate_batch_norm
 from metashot.rnn.config import TrainConfig
 from metashot.rnn.sequence_models import MODELS
 from metashot.rnn.tasks import ADDING_TOLERANCE, AddingTask, FrequencyTask, SequenceBatch, fixed_test_set
 from metashot.training import load_checkpoint, resolve_device
 
 TEST_SEED = 20_161_205  # test sets are drawn from TEST_SEED + --seed; training uses other streams
+# BN-LSTM evaluation first recomputes its per-step statistics ("precise BN") on this many training-
+# distribution batches (of the training batch size) drawn from this fixed stream.
+RECALIBRATION_SEED = 20_161_204
+RECALIBRATION_BATCHES = 64
 DEFAULT_TEST_EXAMPLES = 2000
 
 
@@ -61,6 +67,11 @@ def evaluate_model(
     fraction of neuron updates made while the gate is open (k > 0 with leak 0, real steps only)
     and the mean openness (the average fraction of a full update actually applied)."""
     task = config.task.build()
+    if any(isinstance(m, _StepBatchNorm) for m in model.modules()):
+        model = copy.deepcopy(model)  # the caller's (training) model keeps its statistics
+        generator = torch.Generator().manual_seed(RECALIBRATION_SEED)
+        recalibrate_batch_norm(model, (task.batch(config.batch_size, generator).to(device)[:3]
+                                       for _ in range(RECALIBRATION_BATCHES)))
     was_training = model.training
     model.eval()
     hits = total = 0
