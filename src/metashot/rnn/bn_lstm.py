@@ -69,7 +69,7 @@ class _StepBatchNorm(nn.Module):
 
 @torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor, Tensor]]) -> int:
-    """"Precise BN": recompute every per-step running statistic of ``model``'s BN-LSTM layers as
+    """Precise BN: recompute every per-step running statistic of ``model``'s BN-LSTM layers as
     the average over ``batches`` (``(inputs, times, lengths)`` for ``model(...)``) with the current
     weights, in place. The exponential running averages kept during training lag the weights;
     where the input projection carries a raw timestamp its per-step mean moves fast and the lag

@@ -59,19 +59,32 @@ def _loss_and_hits(model: nn.Module, task: FrequencyTask | AddingTask, batch: Se
     return nn.functional.cross_entropy(out, batch.targets), (out.argmax(-1) == batch.targets)
 
 
+def for_evaluation(model: nn.Module, config: TrainConfig, device: torch.device | str = "cpu") -> nn.Module:
+    """``model`` itself, or for a BN-LSTM a copy whose per-step statistics are recomputed with the
+    current weights (:func:`~metashot.rnn.bn_lstm.recalibrate_batch_norm` on ``RECALIBRATION_BATCHES``
+    fixed training-distribution batches); the caller's (training) model keeps its statistics."""
+    if not any(isinstance(m, _StepBatchNorm) for m in model.modules()):
+        return model
+    model = copy.deepcopy(model)
+    task = config.task.build()
+    generator = torch.Generator().manual_seed(RECALIBRATION_SEED)
+    recalibrate_batch_norm(model, (task.batch(config.batch_size, generator).to(device)[:3]
+                                   for _ in range(RECALIBRATION_BATCHES)))
+    return model
+
+
 @torch.no_grad()
 def evaluate_model(
-    model: nn.Module, config: TrainConfig, batches: list[SequenceBatch], device: torch.device | str = "cpu"
+    model: nn.Module, config: TrainConfig, batches: list[SequenceBatch], device: torch.device | str = "cpu",
+    *, recalibrated: bool = False,
 ) -> dict[str, Any]:
     """Accuracy (fraction in [0, 1]) and mean loss on ``batches``; for Phased LSTMs also the
     fraction of neuron updates made while the gate is open (k > 0 with leak 0, real steps only)
-    and the mean openness (the average fraction of a full update actually applied)."""
+    and the mean openness (the average fraction of a full update actually applied).
+    A BN-LSTM is first passed through :func:`for_evaluation` unless ``recalibrated`` says the caller did."""
     task = config.task.build()
-    if any(isinstance(m, _StepBatchNorm) for m in model.modules()):
-        model = copy.deepcopy(model)  # the caller's (training) model keeps its statistics
-        generator = torch.Generator().manual_seed(RECALIBRATION_SEED)
-        recalibrate_batch_norm(model, (task.batch(config.batch_size, generator).to(device)[:3]
-                                       for _ in range(RECALIBRATION_BATCHES)))
+    if not recalibrated:
+        model = for_evaluation(model, config, device)
     was_training = model.training
     model.eval()
     hits = total = 0

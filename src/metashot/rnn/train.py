@@ -28,7 +28,7 @@ from torch import nn
 from metashot.config import from_dict, to_dict
 from metashot.errors import CheckpointError, UsageError
 from metashot.rnn.config import TrainConfig
-from metashot.rnn.evaluate import _loss_and_hits, build_model, evaluate_model, test_set
+from metashot.rnn.evaluate import _loss_and_hits, build_model, evaluate_model, for_evaluation, test_set
 from metashot.rnn.tasks import SequenceBatch
 from metashot.training import (
     MetricsLogger,
@@ -82,7 +82,8 @@ def evaluate_sharded(
     """
     if not ctx.distributed:
         return evaluate_model(model, config, batches, device)
-    mine = [(i, evaluate_model(model, config, [batches[i]], device))
+    model = for_evaluation(model, config, device)  # once, not once per batch
+    mine = [(i, evaluate_model(model, config, [batches[i]], device, recalibrated=True))
             for i in distrib.shard_indices(len(batches), ctx.rank, ctx.world_size)]
     parts = sorted((p for per_rank in distrib.gather_objects(mine, ctx) for p in per_rank), key=lambda p: p[0])
     total = sum(r["examples"] for _, r in parts)
