@@ -46,6 +46,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--gru-hidden", type=positive_int, default=None)
     p.add_argument("--gru-layers", type=positive_int, default=None)
     p.add_argument("--max-length", type=positive_int, default=None)
+    p.add_argument("--encoder-norm", choices=["batch", "layer", "none"], default=None,
+                   help="encoder normalisation: batch (paper) or layer (per molecule; no train/test gap with "
+                        "length buckets)")
     p.add_argument("--label", default=None, help="label stored with the run (e.g. reduced)")
     add_training(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -155,6 +158,7 @@ def _train(args: argparse.Namespace) -> int:
         "model.gru_hidden": args.gru_hidden,
         "model.gru_layers": args.gru_layers,
         "model.max_length": args.max_length,
+        "model.encoder_norm": args.encoder_norm,
     }
     config = config_from_args(args.preset, args.config, overrides)
     result = train(

@@ -29,8 +29,15 @@ class VAEConfig:
     property_hidden: int = field(default=67, metadata={"help": "property MLP width"})
     property_layers: int = field(default=3, metadata={"help": "property MLP hidden layers"})
     num_properties: int = field(default=3, metadata={"help": "logP, QED, SAS"})
+    encoder_norm: str = field(
+        default="batch",
+        metadata={"help": "normalisation after each encoder layer: batch (paper), layer (per molecule: no batch "
+                          "statistics, so length-bucketed batches train and evaluate alike) or none"},
+    )
 
     def __post_init__(self) -> None:
+        if self.encoder_norm not in ("batch", "layer", "none"):
+            raise UsageError(f"encoder_norm must be batch, layer or none, got {self.encoder_norm!r}")
         if len(self.conv_channels) != len(self.conv_kernels):
             raise UsageError("conv_channels and conv_kernels must have the same length")
         if self.max_length - sum(k - 1 for k in self.conv_kernels) < 1:

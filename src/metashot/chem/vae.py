@@ -10,6 +10,12 @@ molecules" (https://arxiv.org/abs/1610.02415; ACS Cent. Sci. 2018), figure 1 and
 - property predictor: an MLP from the latent *mean* to (normalised) logP, QED and SAS.
 
 Deviations from the paper:
+    ``encoder_norm="layer"`` (an option; the paper uses batch norm) normalises each molecule on its own.
+    With batch norm, length-bucketed training batches (``bucket_by_length``) are normalised with
+    per-bucket statistics, but evaluation uses running statistics averaged over all lengths, so the
+    encoder sees differently scaled features at test time; per-molecule normalisation has no such
+    train/test difference.
+
     The paper's reference code feeds the previous character only to a final, separate "teacher
     forced" GRU layer. Here the previous token's embedding is concatenated to the repeated latent
     at the input of the first GRU layer, so the three layers are one cuDNN ``nn.GRU`` call (much
@@ -28,6 +34,24 @@ from metashot.chem.config import VAEConfig
 from metashot.chem.functional import reparameterize
 
 __all__ = ["SmilesVAE", "VAEOutput"]
+
+
+def _conv_norm(kind: str, channels: int) -> nn.Module:
+    """Normalisation of a ``(batch, channels, length)`` conv output: batch statistics (paper) or per molecule."""
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)  # over channels and positions of one molecule
+    return nn.Identity()
+
+
+def _dense_norm(kind: str, features: int) -> nn.Module:
+    """Normalisation of a ``(batch, features)`` dense output."""
+    if kind == "batch":
+        return nn.BatchNorm1d(features)
+    if kind == "layer":
+        return nn.LayerNorm(features)
+    return nn.Identity()
 
 
 class VAEOutput(NamedTuple):
@@ -71,11 +95,11 @@ class SmilesVAE(nn.Module):
         channels = vocab_size
         length = cfg.max_length
         for out_channels, kernel in zip(cfg.conv_channels, cfg.conv_kernels):
-            convs += [nn.Conv1d(channels, out_channels, kernel), nn.Tanh(), nn.BatchNorm1d(out_channels)]
+            convs += [nn.Conv1d(channels, out_channels, kernel), nn.Tanh(), _conv_norm(cfg.encoder_norm, out_channels)]
             channels, length = out_channels, length - kernel + 1
         self.convs = nn.Sequential(*convs)
         self.encoder_dense = nn.Sequential(
-            nn.Linear(channels * length, cfg.encoder_hidden), nn.Tanh(), nn.BatchNorm1d(cfg.encoder_hidden)
+            nn.Linear(channels * length, cfg.encoder_hidden), nn.Tanh(), _dense_norm(cfg.encoder_norm, cfg.encoder_hidden)
         )
         self.to_mu = nn.Linear(cfg.encoder_hidden, cfg.latent_dim)
         self.to_logvar = nn.Linear(cfg.encoder_hidden, cfg.latent_dim)
