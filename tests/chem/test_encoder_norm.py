@@ -94,3 +94,17 @@ def test_cli_trains_a_layer_norm_encoder_and_reloads_it(tmp_path, shared_data) -
     assert cfg.model.encoder_norm == "layer"
     assert any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def test_molecule_token_accuracy_counts_tokens_and_end_marker_not_padding() -> None:
+    from metashot.chem.train import _eval_counts, _eval_record
+
+    vae = _vae("layer")
+    g = torch.Generator().manual_seed(3)
+    ids = _molecules(4, 10, g)
+    (correct, total, correct_mol, total_mol, exact), mae = _eval_counts(vae, ids, None, torch.device("cpu"), 2)
+    assert total == 4 * 120 and total_mol == 4 * 11  # 10 tokens + the end marker per molecule
+    assert 0 <= correct_mol <= total_mol and 0 <= exact <= 4
+    record = _eval_record((correct, total, correct_mol, total_mol, exact), mae, 4, False)
+    assert record["test_molecule_token_accuracy"] == correct_mol / total_mol
+    assert record["test_token_accuracy"] == correct / total

@@ -175,7 +175,7 @@ def _train(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         print(f"trained {result.step} steps ({result.epoch:.2f} epochs, stopped: {result.stopped_because}) -> {result.run_dir}")
-        for key in ("test_token_accuracy", "test_reconstruction_string"):
+        for key in ("test_token_accuracy", "test_molecule_token_accuracy", "test_reconstruction_string"):
             if key in summary:
                 print(f"  {key}: {summary[key]:.4f}")
     return 0

@@ -25,6 +25,8 @@ from metashot.report import Claim, Figure, ReportOptions, SystemReport
 CHAR_VAE_RECON, CHAR_VAE_VALID = 0.446, 0.007  # character VAE re-measured on ZINC (Kusner et al. 2017 table)
 GOAL_RECON, GOAL_VALID = 0.76, 0.80  # issue 5 goal (JT-VAE level: 76.7% / 100%)
 REDUCED_RECON, REDUCED_VALID = 0.50, 0.10  # issue 5 goal for a reduced CPU model
+SELFIES_VALID = 1.0  # issue 5 goal: every decoded SELFIES string is a valid molecule
+SELFIES_CHECKPOINT = "chem-vae-zinc-selfies-reduced"
 INTERPOLATION = ("CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1", "C[C@@H]1CC(Nc2cncc(-c3nncn3C)c2)C[C@@H](C)C1")
 
 
@@ -130,6 +132,14 @@ def build_report(options: ReportOptions) -> SystemReport:
                                     REDUCED_RECON, red_cmd, REDUCED_RECON))
         report.claims.append(_claim("Valid SMILES from the prior (REDUCED CPU model)", "goal ≥ 10%", red["validity"],
                                     REDUCED_VALID, red_cmd, REDUCED_VALID))
+    selfies_ck = Path(options.checkpoints_dir) / SELFIES_CHECKPOINT
+    if (selfies_ck / "config.json").is_file() and not options.train:
+        sel, sel_cmd = _evaluate(selfies_ck, options, None)
+        report.results["selfies"] = sel
+        report.claims.append(_claim("Valid molecules from the prior (SELFIES, REDUCED CPU model)", "goal 100%",
+                                    sel["validity"], SELFIES_VALID, sel_cmd, SELFIES_VALID))
+        report.claims.append(_claim("Reconstruction (SELFIES, REDUCED CPU model)", "goal ≥ 50% (reduced)",
+                                    sel["reconstruction"], REDUCED_RECON, sel_cmd, REDUCED_RECON))
     # -- figures: an interpolation and an optimisation run, drawn with RDKit
     inter_png = out / "chem_interpolation.png"
     inter = run_interpolate(str(main_ck), *INTERPOLATION, steps=8, method="linear", device=options.device,

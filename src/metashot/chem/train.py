@@ -171,29 +171,45 @@ def export_weights(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[s
 @torch.no_grad()
 def _eval_counts(
     model: SmilesVAE, ids: Tensor, properties: Tensor | None, device: torch.device, batch: int
-) -> tuple[int, int, int, Tensor]:
-    """``(correct tokens, tokens, exact reconstructions, summed property |error| (3,))`` over ``ids``."""
+) -> tuple[tuple[int, ...], Tensor]:
+    """Counts over ``ids`` ``(n, max_length)``: ``(correct positions, positions, correct molecule tokens,
+    molecule tokens, exact reconstructions)`` and the summed property |error| ``(3,)``.
+
+    "Positions" are all ``max_length`` teacher-forced positions (mostly easy padding); "molecule tokens"
+    are each molecule's tokens plus its end marker (the first pad), the accuracy that matters for
+    reconstruction (a 40-token molecule needs nearly all of them right).
+    """
     model.eval()
     ids = ids.to(device).long()
-    correct_tokens = total_tokens = exact = 0
+    counts = [0, 0, 0, 0, 0]
     mae = torch.zeros(3, device=device)
     for start in range(0, len(ids), batch):
         x = ids[start : start + batch]
         mu, _ = model.encode(x)
         logits = model.decode_logits(mu, x)
-        correct_tokens += int((logits.argmax(-1) == x).sum())
-        total_tokens += x.numel()
+        hit = logits.argmax(-1) == x  # (batch, max_length)
+        ends = (x != 0).sum(dim=1, keepdim=True)  # index of the end marker (first pad) per molecule
+        molecule = torch.arange(x.shape[1], device=device).unsqueeze(0) <= ends  # tokens + end marker
+        counts[0] += int(hit.sum())
+        counts[1] += x.numel()
+        counts[2] += int((hit & molecule).sum())
+        counts[3] += int(molecule.sum())
         out = model.generate(mu, temperature=0.0)
-        exact += int((out == x).all(dim=1).sum())
+        counts[4] += int((out == x).all(dim=1).sum())
         if properties is not None:
             pred = model.predict_properties(mu).float()
             mae += (pred - properties[start : start + len(x)].to(device)).abs().sum(dim=0)
     model.train()
-    return correct_tokens, total_tokens, exact, mae
+    return tuple(counts), mae
 
 
-def _eval_record(correct_tokens: int, total_tokens: int, exact: int, mae: Tensor, n: int, properties: bool) -> dict[str, float]:
-    result = {"test_token_accuracy": correct_tokens / max(total_tokens, 1), "test_reconstruction_string": exact / max(n, 1)}
+def _eval_record(counts: tuple[int, ...], mae: Tensor, n: int, properties: bool) -> dict[str, float]:
+    correct, total, correct_molecule, total_molecule, exact = counts
+    result = {
+        "test_token_accuracy": correct / max(total, 1),  # all max_length positions, padding included
+        "test_molecule_token_accuracy": correct_molecule / max(total_molecule, 1),
+        "test_reconstruction_string": exact / max(n, 1),
+    }
     if properties:
         for name, value in zip(("logP", "QED", "SAS"), (mae / max(n, 1)).tolist()):
             result[f"test_mae_{name}"] = value
@@ -201,12 +217,13 @@ def _eval_record(correct_tokens: int, total_tokens: int, exact: int, mae: Tensor
 
 
 def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, batch: int = 500) -> dict[str, float]:
-    """Held-out teacher-forced token accuracy, greedy exact-string reconstruction and property MAE."""
+    """Held-out teacher-forced token accuracies (all positions; molecule tokens), greedy exact-string
+    reconstruction from the latent mean, and property MAE."""
     n = min(n, len(data.test_smiles))
     props = None if data.test_properties is None else data.test_properties[:n]
     model = for_evaluation(model, data.train_ids)
-    counts = _eval_counts(model, data.test_ids[:n], props, device, batch)
-    return _eval_record(*counts, n, props is not None)
+    counts, mae = _eval_counts(model, data.test_ids[:n], props, device, batch)
+    return _eval_record(counts, mae, n, props is not None)
 
 
 def quick_eval_sharded(
@@ -221,10 +238,10 @@ def quick_eval_sharded(
     rows = torch.tensor(distrib.shard_indices(n, ctx.rank, ctx.world_size), dtype=torch.long)
     props = None if data.test_properties is None else data.test_properties[rows]
     model = for_evaluation(model, data.train_ids)  # the same statistics on every rank (fixed seed)
-    correct, total, exact, mae = _eval_counts(model, data.test_ids[rows], props, device, batch)
-    parts = distrib.gather_objects((correct, total, exact, mae.cpu()), ctx)
-    return _eval_record(sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts),
-                        torch.stack([p[3] for p in parts]).sum(dim=0), n, props is not None)
+    counts, mae = _eval_counts(model, data.test_ids[rows], props, device, batch)
+    parts = distrib.gather_objects((counts, mae.cpu()), ctx)
+    total = tuple(sum(p[0][i] for p in parts) for i in range(len(counts)))
+    return _eval_record(total, torch.stack([p[1] for p in parts]).sum(dim=0), n, props is not None)
 
 
 # ---------------------------------------------------------------------------------------------
