@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch.autograd import gradcheck
 
@@ -61,3 +62,25 @@ def test_perturb_puts_points_exactly_at_the_radius() -> None:
     z = torch.randn(6)
     out = F.perturb(z, 2.5, torch.randn(10, 6))
     assert torch.allclose((out - z).norm(dim=1), torch.full((10,), 2.5), atol=1e-5)
+
+
+def test_cosine_lr_factor_is_constant_then_decays_smoothly_to_the_final_fraction() -> None:
+    from metashot.chem.functional import cosine_lr_factor
+
+    assert cosine_lr_factor(7.0, start=None, end=10.0, final=0.05) == 1.0  # the paper: constant
+    assert cosine_lr_factor(4.0, start=5.0, end=10.0, final=0.05) == 1.0
+    assert cosine_lr_factor(7.5, start=5.0, end=10.0, final=0.05) == pytest.approx(0.525)  # halfway
+    assert cosine_lr_factor(10.0, start=5.0, end=10.0, final=0.05) == pytest.approx(0.05)
+    assert cosine_lr_factor(12.0, start=5.0, end=10.0, final=0.05) == pytest.approx(0.05)
+    values = [cosine_lr_factor(5.0 + 0.1 * i, start=5.0, end=10.0, final=0.05) for i in range(51)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_lr_schedule_settings_are_checked() -> None:
+    from metashot.chem.config import TrainConfig
+    from metashot.errors import UsageError
+
+    with pytest.raises(UsageError, match="lr_final"):
+        TrainConfig(lr_final=0.0)
+    with pytest.raises(UsageError, match="lr_decay_start"):
+        TrainConfig(epochs=10.0, lr_decay_start=12.0)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from metashot.chem.config import preset
+from metashot.chem.functional import cosine_lr_factor
 from metashot.chem.train import export_weights, load_model, train
 from metashot.errors import UsageError
 
@@ -109,3 +110,20 @@ def test_word_dropout_trains_and_resumes_exactly(tmp_path: Path, shared_data: Pa
               device="cpu", max_steps=4, show_progress=False)
     c = load_checkpoint(tmp_path / "c").tensors["model"]
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the mask did change training
+
+
+@pytest.mark.needs_shared_data
+def test_cosine_learning_rate_decay_is_applied_and_logged(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    import metashot.chem.train as chem_train
+
+    monkeypatch.setattr(chem_train, "LOG_EVERY", 1)
+    cfg = preset("tiny", max_molecules=64, batch_size=32, epochs=4.0, lr_decay_start=1.0, lr_final=0.1,
+                 eval_every=1000, checkpoint_every=1000)
+    train(cfg, tmp_path / "run", data_dir=str(shared_data), device="cpu", show_progress=False)
+    records = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
+    assert len(records) == 8  # 2 steps per epoch, 4 epochs
+    rates = [r["lr"] for r in records]
+    assert rates[:3] == [cfg.lr] * 3  # constant up to epoch 1 (steps at epochs 0, 0.5, 1)
+    assert all(a > b for a, b in zip(rates[2:], rates[3:]))  # then decays
+    assert rates[-1] == pytest.approx(cfg.lr * cosine_lr_factor(3.5, start=1.0, end=4.0, final=0.1))
+    assert rates[-1] < 0.2 * cfg.lr

@@ -58,6 +58,12 @@ class TrainConfig:
     test_fraction: float = field(default=0.1, metadata={"help": "last fraction of the file held out as test"})
     batch_size: int = field(default=256, metadata={"help": "molecules per step"})
     lr: float = field(default=5e-4, metadata={"help": "Adam learning rate"})
+    lr_decay_start: float | None = field(
+        default=None,
+        metadata={"help": "epoch where a cosine decay of the learning rate starts, reaching lr * lr_final at "
+                          "`epochs` (None = constant, the paper)"},
+    )
+    lr_final: float = field(default=0.05, metadata={"help": "final learning rate as a fraction of lr (cosine decay)"})
     grad_clip: float = field(default=5.0, metadata={"help": "gradient norm clip (0 = off)"})
     epochs: float = field(default=120.0, metadata={"help": "stop after this many epochs"})
     kl_schedule: str = field(
@@ -100,6 +106,10 @@ class TrainConfig:
             raise UsageError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
         if not 0.0 < self.test_fraction < 1.0:
             raise UsageError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 < self.lr_final <= 1.0:
+            raise UsageError(f"lr_final must be in (0, 1], got {self.lr_final}")
+        if self.lr_decay_start is not None and not 0.0 <= self.lr_decay_start < self.epochs:
+            raise UsageError(f"lr_decay_start must be in [0, epochs={self.epochs}), got {self.lr_decay_start}")
         if self.batch_size < 1 or self.lr <= 0:
             raise UsageError("batch_size must be >= 1 and lr > 0")
         if self.kl_schedule not in ("epoch", "budget"):

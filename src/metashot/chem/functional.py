@@ -50,6 +50,17 @@ def kl_weight(epoch: float, *, midpoint: float, slope: float, maximum: float = 1
     return maximum / (1.0 + math.exp(-x))
 
 
+def cosine_lr_factor(epoch: float, *, start: float | None, end: float, final: float) -> float:
+    """Learning-rate multiplier at (fractional) ``epoch``: 1 until ``start``, then half a cosine down
+    to ``final`` at ``end`` (and ``final`` after it). ``start=None`` keeps the rate constant (the paper)."""
+    if start is None or epoch <= start:
+        return 1.0
+    if epoch >= end or end <= start:
+        return final
+    progress = (epoch - start) / (end - start)
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def reconstruction_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy summed over the sequence (padding included, as in the paper): ``(batch,)``.
 

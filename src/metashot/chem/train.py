@@ -43,7 +43,13 @@ from torch import Tensor
 
 from metashot.chem.config import TrainConfig, VAEConfig
 from metashot.chem.data import MoleculeData, batch_order, load_molecule_data
-from metashot.chem.functional import gaussian_kl, kl_weight, property_loss, reconstruction_loss
+from metashot.chem.functional import (
+    cosine_lr_factor,
+    gaussian_kl,
+    kl_weight,
+    property_loss,
+    reconstruction_loss,
+)
 from metashot.chem.smiles import SmilesVocab
 from metashot.chem.vae import SmilesVAE
 from metashot.config import from_dict, to_dict
@@ -487,6 +493,10 @@ def _train(
             weight = kl_weight(epoch_float, midpoint=4.0, slope=1.0, maximum=config.kl_max)
         else:
             weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
+        lr_now = config.lr * cosine_lr_factor(epoch_float, start=config.lr_decay_start, end=config.epochs,
+                                              final=config.lr_final)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
         # one latent-noise draw for the whole batch (identical on every rank), sharded like the rows;
         # one process with one shard keeps drawing it inside the model, as it always has
         noise = torch.randn(batch_size, config.model.latent_dim, device=dev) if shards > 1 else None
@@ -541,7 +551,7 @@ def _train(
             state["train_seconds"] = float(state["train_seconds"]) + (now - tick)
             record: dict[str, Any] = {
                 "epoch": round(epoch_float, 4), "loss": avg[0], "reconstruction_nll": avg[1], "kl": avg[2],
-                "property_mse": avg[3], "kl_weight": weight, "molecules_per_second": molecules_since / max(now - tick, 1e-9),
+                "property_mse": avg[3], "kl_weight": weight, "lr": lr_now, "molecules_per_second": molecules_since / max(now - tick, 1e-9),
                 "bf16": use_bf16, "gru_fp32": bool(model.gru_in_fp32) if use_bf16 else True,
             }
             if shards > 1:
