@@ -37,7 +37,7 @@ class VAEConfig:
 
     def __post_init__(self) -> None:
         if self.encoder_norm not in ("batch", "layer", "none"):
-            raise UsageError(f"encoder_norm must be batch, layer or none, got {self.encoder_norm!r}")
+            raise UsageError(f"--encoder-norm (encoder_norm) must be batch, layer or none, got {self.encoder_norm!r}")
         if len(self.conv_channels) != len(self.conv_kernels):
             raise UsageError("conv_channels and conv_kernels must have the same length")
         if self.max_length - sum(k - 1 for k in self.conv_kernels) < 1:
@@ -107,9 +107,10 @@ class TrainConfig:
         if not 0.0 < self.test_fraction < 1.0:
             raise UsageError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if not 0.0 < self.lr_final <= 1.0:
-            raise UsageError(f"lr_final must be in (0, 1], got {self.lr_final}")
+            raise UsageError(f"--lr-final (lr_final) must be in (0, 1], got {self.lr_final}")
         if self.lr_decay_start is not None and not 0.0 <= self.lr_decay_start < self.epochs:
-            raise UsageError(f"lr_decay_start must be in [0, epochs={self.epochs}), got {self.lr_decay_start}")
+            raise UsageError(f"--lr-decay-start (lr_decay_start) must be in [0, --epochs={self.epochs}), got "
+                             f"{self.lr_decay_start}; raise --epochs or start the decay earlier")
         if self.batch_size < 1 or self.lr <= 0:
             raise UsageError("batch_size must be >= 1 and lr > 0")
         if self.kl_schedule not in ("epoch", "budget"):

@@ -222,28 +222,33 @@ def _eval_record(counts: tuple[int, ...], mae: Tensor, n: int, properties: bool)
     return result
 
 
-def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, batch: int = 500) -> dict[str, float]:
+def quick_eval(model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, batch: int = 500, *,
+               recalibrated: bool = False) -> dict[str, float]:
     """Held-out teacher-forced token accuracies (all positions; molecule tokens), greedy exact-string
-    reconstruction from the latent mean, and property MAE."""
+    reconstruction from the latent mean, and property MAE. The model is first passed through
+    :func:`for_evaluation` unless ``recalibrated`` says the caller did."""
     n = min(n, len(data.test_smiles))
     props = None if data.test_properties is None else data.test_properties[:n]
-    model = for_evaluation(model, data.train_ids)
+    if not recalibrated:
+        model = for_evaluation(model, data.train_ids)
     counts, mae = _eval_counts(model, data.test_ids[:n], props, device, batch)
     return _eval_record(counts, mae, n, props is not None)
 
 
 def quick_eval_sharded(
-    model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, ctx: distrib.DistContext, batch: int = 500
+    model: SmilesVAE, data: MoleculeData, n: int, device: torch.device, ctx: distrib.DistContext, batch: int = 500,
+    *, recalibrated: bool = False,
 ) -> dict[str, float]:
     """:func:`quick_eval` with the ``n`` held-out molecules split between the ranks (rows ``rank, rank +
     W, ...``); every rank returns the totals. Counts are exact; the property MAE equals one process's
     up to float rounding. On one process it *is* ``quick_eval``. Collective: call it on every rank."""
     if not ctx.distributed:
-        return quick_eval(model, data, n, device, batch)
+        return quick_eval(model, data, n, device, batch, recalibrated=recalibrated)
     n = min(n, len(data.test_smiles))
     rows = torch.tensor(distrib.shard_indices(n, ctx.rank, ctx.world_size), dtype=torch.long)
     props = None if data.test_properties is None else data.test_properties[rows]
-    model = for_evaluation(model, data.train_ids)  # the same statistics on every rank (fixed seed)
+    if not recalibrated:
+        model = for_evaluation(model, data.train_ids)  # the same statistics on every rank (fixed seed)
     counts, mae = _eval_counts(model, data.test_ids[rows], props, device, batch)
     parts = distrib.gather_objects((counts, mae.cpu()), ctx)
     total = tuple(sum(p[0][i] for p in parts) for i in range(len(counts)))
@@ -427,6 +432,16 @@ def _train(
             logger.info("%d processes x %d micro-batches x %d molecules = %d molecules per optimizer step "
                         "(--batch-size is the global batch)", ctx.world_size, accumulate, batch_size // shards, batch_size)
 
+    evaluation_copy: tuple[int, SmilesVAE] | None = None  # (step, for_evaluation(model)) of the latest request
+
+    def evaluation_model() -> SmilesVAE:
+        """:func:`for_evaluation` of the current weights, computed once per step (evaluation and
+        checkpoint at the same step share it)."""
+        nonlocal evaluation_copy
+        if evaluation_copy is None or evaluation_copy[0] != int(state["step"]):
+            evaluation_copy = (int(state["step"]), for_evaluation(model, ids))
+        return evaluation_copy[1]
+
     def save() -> None:
         state["train_seconds"] = float(state["train_seconds"])
         rng = distrib.gather_rng_states(ctx, capture_rng_state())  # collective
@@ -436,7 +451,7 @@ def _train(
                 config=run_config,
                 # batch-norm statistics recomputed for the saved weights (see for_evaluation); the live
                 # model's are left alone, and training never reads them, so resuming stays exact
-                tensors={"model": for_evaluation(model, ids).state_dict(), "optimizer": optimizer_tensors(optimizer.state_dict()), **rng},
+                tensors={"model": evaluation_model().state_dict(), "optimizer": optimizer_tensors(optimizer.state_dict()), **rng},
                 state=dict(state),
             )
         distrib.barrier(ctx)
@@ -557,7 +572,8 @@ def _train(
             if shards > 1:
                 record.update(world_size=ctx.world_size, global_batch=batch_size)
             if step % config.eval_every == 0:
-                record.update(quick_eval_sharded(model, data, config.eval_molecules, dev, ctx))
+                record.update(quick_eval_sharded(evaluation_model(), data, config.eval_molecules, dev, ctx,
+                                                 recalibrated=True))
             metrics.log(step, **record)
             last = record
             if on_log is not None and ctx.is_main:
@@ -572,7 +588,7 @@ def _train(
     bar.close()
     if n_sums:
         state["train_seconds"] = float(state["train_seconds"]) + (time.time() - tick)
-    final = quick_eval_sharded(model, data, config.eval_molecules, dev, ctx)
+    final = quick_eval_sharded(evaluation_model(), data, config.eval_molecules, dev, ctx, recalibrated=True)
     final["epoch"] = round(state["epoch"] + state["position"] / n_train, 4)
     final["stopped_because"] = stopped
     metrics.log(int(state["step"]), **final)
