@@ -115,3 +115,15 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path):
                               "--epochs", "5", "--out", str(tmp_path / "o")])
     config = config_from_args(args)
     assert (config.seed, config.epochs, config.model.hidden_size, config.epoch_size) == (7, 5, 12, 1600)
+
+
+def test_fixed_r_on_trains_period_and_shift_but_keeps_the_open_ratio(tmp_path):
+    args = ["rnn", "train", "--model", "plstm", "--fixed-r-on", "--r-on", "0.1", *TINY]
+    assert main([*args, "--out", str(tmp_path / "one"), "--max-steps", "1"]) == 0
+    assert main([*args, "--out", str(tmp_path / "four")]) == 0  # 2 epochs of 16 / 8 = 4 steps
+    assert json.loads((tmp_path / "four" / "config.json").read_text())["model"]["learn_r_on"] is False
+    one, four = (load_checkpoint(tmp_path / run).group("model") for run in ("one", "four"))
+    for weights in (one, four):
+        torch.testing.assert_close(weights["rnn.cells.0.r_on"], torch.full((8,), 0.1), rtol=0, atol=0)
+    assert not torch.equal(one["rnn.cells.0.period"], four["rnn.cells.0.period"])
+    assert not torch.equal(one["rnn.cells.0.shift"], four["rnn.cells.0.shift"])

@@ -33,6 +33,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--period-init-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
                    help="Phased LSTM: tau ~ log-uniform in [LOW, HIGH] (default e..e^3, the paper's frequency task)")
     p.add_argument("--r-on", type=float, default=None, help="Phased LSTM: initial open ratio (default 0.05)")
+    p.add_argument("--fixed-r-on", dest="learn_r_on", action="store_const", const=False, default=None,
+                   help="Phased LSTM: keep r_on at its initial value (fixes the open fraction; tau and s still learn)")
     p.add_argument("--leak", type=float, default=None, help="Phased LSTM: alpha while training (default 1e-3)")
     p.add_argument("--time-input-scale", type=float, default=None,
                    help="LSTM/BN-LSTM: feed times * SCALE as the extra input (default 1: raw ms, as the paper)")
@@ -76,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     task_flags = {"name": args.task, "sampling": args.sampling, "min_length": args.min_length,
                   "max_length": args.max_length}
     model_flags = {"model": args.model, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
-                   "r_on": args.r_on, "leak": args.leak, "time_input_scale": args.time_input_scale,
+                   "r_on": args.r_on, "learn_r_on": args.learn_r_on, "leak": args.leak, "time_input_scale": args.time_input_scale,
                    "period_init_range": None if args.period_init_range is None else list(args.period_init_range)}
     top_flags = {"epochs": args.epochs, "epoch_size": args.epoch_size, "batch_size": args.batch_size, "lr": args.lr,
                  "grad_clip": args.grad_clip, "eval_examples": args.eval_examples, "seed": args.seed}

@@ -44,6 +44,7 @@ class ModelConfig:
     hidden_size: int = field(default=110, metadata={"help": "hidden units (paper: 110)"})
     num_layers: int = field(default=1, metadata={"help": "stacked layers"})
     r_on: float = field(default=0.05, metadata={"help": "initial open ratio"})
+    learn_r_on: bool = field(default=True, metadata={"help": "Phased LSTM: learn r_on (False keeps it at r_on)"})
     leak: float = field(default=1e-3, metadata={"help": "alpha, gate slope while closed (training only)"})
     period_init_range: tuple[float, float] = field(
         default=(math.e, math.e**3), metadata={"help": "tau ~ log-uniform in this range (paper: exp(1)..exp(3))"}

@@ -39,6 +39,7 @@ def build_model(config: TrainConfig) -> nn.Module:
         output_size=task.output_size,
         num_layers=m.num_layers,
         r_on=m.r_on,
+        learn_r_on=m.learn_r_on,
         leak=m.leak,
         period_init_range=tuple(m.period_init_range),
         max_steps=task.max_steps,

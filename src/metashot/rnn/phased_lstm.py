@@ -179,6 +179,7 @@ class PhasedLSTMCell(_TimeGateMixin):
         leak: float = 1e-3,
         period_init_range: tuple[float, float] = (math.e, math.e**6),
         learn_time_parameters: bool = True,
+        learn_r_on: bool = True,
         time_gate: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -199,7 +200,7 @@ class PhasedLSTMCell(_TimeGateMixin):
         grad = learn_time_parameters
         self.period = nn.Parameter(torch.empty(hidden_size, **kw), requires_grad=grad)
         self.shift = nn.Parameter(torch.empty(hidden_size, **kw), requires_grad=grad)
-        self.r_on = nn.Parameter(torch.empty(hidden_size, **kw), requires_grad=grad)
+        self.r_on = nn.Parameter(torch.empty(hidden_size, **kw), requires_grad=grad and learn_r_on)
         self._period_init_range, self._r_on_init = period_init_range, r_on
         self.reset_parameters()
 
@@ -281,6 +282,7 @@ class PhasedLSTM(nn.Module):
         leak: float = 1e-3,
         period_init_range: tuple[float, float] = (math.e, math.e**6),
         learn_time_parameters: bool = True,
+        learn_r_on: bool = True,
         time_gate: bool = True,
         backend: str = "auto",
         device: torch.device | str | None = None,
@@ -304,6 +306,7 @@ class PhasedLSTM(nn.Module):
                 leak=leak,
                 period_init_range=period_init_range,
                 learn_time_parameters=learn_time_parameters,
+                learn_r_on=learn_r_on,
                 time_gate=time_gate,
                 device=device,
                 dtype=dtype,

@@ -39,6 +39,7 @@ class PhasedLSTMModel(nn.Module):
         output_size: int,
         num_layers: int = 1,
         r_on: float = 0.05,
+        learn_r_on: bool = True,
         leak: float = 1e-3,
         period_init_range: tuple[float, float] = (math.e, math.e**6),
         max_steps: int = 0,
@@ -47,7 +48,7 @@ class PhasedLSTMModel(nn.Module):
         super().__init__()
         del max_steps, time_input_scale  # baseline-only options
         self.rnn = PhasedLSTM(
-            input_size, hidden_size, num_layers, batch_first=True, r_on=r_on, leak=leak,
+            input_size, hidden_size, num_layers, batch_first=True, r_on=r_on, learn_r_on=learn_r_on, leak=leak,
             period_init_range=period_init_range,
         )
         self.head = nn.Linear(hidden_size, output_size)
