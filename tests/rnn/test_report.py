@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from metashot.errors import CheckpointError
@@ -42,3 +44,26 @@ def test_report_evaluates_checkpoints_like_the_cli_and_writes_figures(tmp_path):
 def test_report_names_the_training_command_when_a_checkpoint_is_missing(tmp_path):
     with pytest.raises(CheckpointError, match="metashot rnn train --task frequency --sampling async"):
         build_report(ReportOptions(out_dir=tmp_path, quick=True, device="cpu", checkpoints_dir=tmp_path / "none"))
+
+
+def test_adding_task_claims_compare_steps_to_a_held_out_mse(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    for model in ("plstm", "lstm"):  # the frequency checkpoints every report needs, then the adding-task ones
+        frequency = TrainConfig(task=TaskConfig(sampling="async"), model=ModelConfig(model=model, hidden_size=4),
+                                epochs=1, epoch_size=8, batch_size=8, eval_examples=8)
+        train(frequency, checkpoints / f"{model}-frequency-async", device="cpu", show_progress=False)
+        adding = TrainConfig(task=TaskConfig(name="adding", min_length=4, max_length=6),
+                             model=ModelConfig(model=model, hidden_size=4), epochs=2, epoch_size=16, batch_size=8,
+                             eval_examples=8)
+        train(adding, checkpoints / f"{model}-adding", device="cpu", show_progress=False)
+    # records at steps 0, 2, 4: the Phased LSTM crosses MSE 0.1 at step 4, the LSTM never
+    for model, losses in (("plstm", [0.2, 0.05]), ("lstm", [0.2, 0.15])):
+        path = checkpoints / f"{model}-adding" / "metrics.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        for record, loss in zip(records[1:], losses):
+            record["test_loss"] = loss
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = build_report(ReportOptions(out_dir=tmp_path / "out", quick=True, device="cpu", checkpoints_dir=checkpoints))
+    faster = next(c for c in report.claims if "converges faster (training steps" in c.claim)
+    assert faster.status == "met" and faster.ours == "Phased LSTM 4 steps vs LSTM not within 4 steps"
+    assert {"plstm-adding", "lstm-adding"} <= set(report.results["runs"])
