@@ -127,3 +127,10 @@ def test_fixed_r_on_trains_period_and_shift_but_keeps_the_open_ratio(tmp_path):
         torch.testing.assert_close(weights["rnn.cells.0.r_on"], torch.full((8,), 0.1), rtol=0, atol=0)
     assert not torch.equal(one["rnn.cells.0.period"], four["rnn.cells.0.period"])
     assert not torch.equal(one["rnn.cells.0.shift"], four["rnn.cells.0.shift"])
+
+
+def test_a_config_file_with_a_non_boolean_learn_r_on_is_refused(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model": {"learn_r_on": "no"}}))
+    assert main(["rnn", "train", "--config", str(config), "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert "learn_r_on must be true or false" in capsys.readouterr().err

@@ -59,6 +59,9 @@ class ModelConfig:
             raise UsageError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.hidden_size < 1 or self.num_layers < 1:
             raise UsageError("hidden_size and num_layers must be positive")
+        if not isinstance(self.learn_r_on, bool):
+            raise UsageError(f"learn_r_on must be true or false, got {self.learn_r_on!r} "
+                             "(on the command line: --fixed-r-on)")
 
 
 @dataclass(frozen=True, kw_only=True)
