@@ -10,25 +10,18 @@ checkpoints/chem-vae-zinc-kl005.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import os
 
 import torch
+from _held_out import load_held_out
+from torch.optim.swa_utils import update_bn
 
-from metashot.chem.data import batch_order, load_molecule_data
-from metashot.chem.train import _eval_counts, load_model
+from metashot.chem.data import batch_order
+from metashot.chem.train import _Encoder, _eval_counts
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--molecules", type=int, default=300)
-    parser.add_argument("--data-dir", default=os.environ.get("METASHOT_DATA"))
-    args = parser.parse_args()
-    model, vocab, cfg = load_model(args.checkpoint)
-    data = load_molecule_data(cfg, args.data_dir, vocab=vocab)
-    x = data.test_ids[: args.molecules]
+    model, _vocab, data, x = load_held_out(__doc__.splitlines()[0], default_molecules=300)
     n = len(x)
 
     def report(m: torch.nn.Module, tag: str) -> None:
@@ -40,15 +33,9 @@ def main() -> None:
     lengths = (data.train_ids != 0).sum(1)
     for bucket in (False, True):
         m = copy.deepcopy(model)
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm1d):
-                mod.reset_running_stats()
-                mod.momentum = None  # cumulative average
-        m.train()
         order = batch_order(lengths, 128, seed=123, bucket=bucket)
-        with torch.no_grad():
-            for b in range(100):
-                m.encode(data.train_ids[order[b * 128 : (b + 1) * 128]].long())
+        batches = [data.train_ids[order[b * 128 : (b + 1) * 128]].long() for b in range(100)]
+        update_bn(batches, _Encoder(m))  # reset, then the cumulative average over the batches
         report(m, f"recomputed on 100 {'length-bucketed' if bucket else 'random'} batches of 128")
 
 

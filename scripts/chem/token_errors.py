@@ -9,25 +9,14 @@ most frequent wrong tokens, stereo tokens ([C@@H], [C@H], /, \\) separately.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import os
 
 import torch
-
-from metashot.chem.data import load_molecule_data
-from metashot.chem.train import load_model
+from _held_out import load_held_out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--molecules", type=int, default=500)
-    parser.add_argument("--data-dir", default=os.environ.get("METASHOT_DATA"))
-    args = parser.parse_args()
-    model, vocab, cfg = load_model(args.checkpoint)
-    data = load_molecule_data(cfg, args.data_dir, vocab=vocab)
-    x = data.test_ids[: args.molecules].long()
+    model, vocab, _data, x = load_held_out(__doc__.splitlines()[0], default_molecules=500)
     with torch.no_grad():
         mu, _ = model.encode(x)
         wrong = model.decode_logits(mu, x).argmax(-1) != x  # (n, max_length)
