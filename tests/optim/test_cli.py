@@ -95,3 +95,16 @@ def test_report_claim_status_follows_the_papers_direction():
     result["optimizers"]["adam"]["final_loss"] = 0.25
     lost = _claim(by_key["mnist-mlp"], result, "cmd")
     assert lost.status == "not met" and lost.gap == "LSTM 2.00x the loss of adam"
+
+
+def test_report_relu_tuned_claim_is_judged_against_every_baseline():
+    from metashot.optim.report import _TRAINED_ON, EXPERIMENTS, _claim
+
+    exp = {e.key: e for e in EXPERIMENTS}["mnist-mlp-relu-tuned"]
+    assert exp.checkpoint == "l2l-mnist-mlp-relu" and _TRAINED_ON[exp.checkpoint] == "mnist-mlp-relu"
+    result = {"optimizers": {"lstm": {"final_loss": 0.31}, "adam": {"final_loss": 0.335},
+                             "rmsprop": {"final_loss": 0.358}, "nag": {"final_loss": 0.358}, "sgd": {"final_loss": 0.49}}}
+    assert _claim(exp, result, "cmd").status == "met"
+    result["optimizers"]["nag"]["final_loss"] = 0.30  # beating Adam alone is not enough here
+    lost = _claim(exp, result, "cmd")
+    assert lost.status == "not met" and "nag" in lost.gap
