@@ -128,8 +128,14 @@ def process_group(device: torch.device) -> Iterator[DistContext]:
     ctx = setup(device)
     try:
         yield ctx
-    finally:
-        cleanup(ctx)
+    except BaseException:
+        cleanup(ctx)  # no barrier: the other ranks may never arrive
+        raise
+    # On success every rank meets before the group is torn down, so no rank destroys its gloo pairs
+    # while a peer is still using them (a rank doing that could abort at exit with "terminate called
+    # without an active exception" under load).
+    barrier(ctx)
+    cleanup(ctx)
 
 
 def barrier(ctx: DistContext | None = None) -> None:
