@@ -52,8 +52,9 @@ EXPERIMENTS = (
                 "every tuned baseline on ReLU", "(not in paper)", "l2l-mnist-mlp-relu", "mnist-mlp-relu", 100, None),
 )
 
-# The task each checkpoint was meta-trained on (for the "how to train it" hint when one is missing).
-_TRAINED_ON = {"l2l-mnist-mlp-mixed": "mnist-mlp-mixed", "l2l-mnist-mlp-relu": "mnist-mlp-relu"}
+# The task each checkpoint was meta-trained on (for the "how to train it" hint when one is missing):
+# checkpoints are named ``l2l-<task>``.
+_TRAINED_ON = {e.checkpoint: e.checkpoint.removeprefix("l2l-") for e in EXPERIMENTS}
 
 
 # The experiments that `--quick` runs (the rest appear in the table with their full command).
@@ -152,7 +153,7 @@ def build_report(options: ReportOptions) -> SystemReport:
         if exp.expect_win is None and not checkpoint.exists():
             report.notes.append(f"{exp.claim}: no {checkpoint} yet (see docs/optim.md to train it)")
             continue
-        net = _load(checkpoint, _TRAINED_ON.get(exp.checkpoint, exp.task))
+        net = _load(checkpoint, _TRAINED_ON[exp.checkpoint])
         task = make_task(exp.task, data_dir=options.data_dir)
         optimizers = ("lstm", *exp.against)
         result = compare(task, net, steps=exp.steps, runs=settings["runs"], seed=options.seed, device=device,

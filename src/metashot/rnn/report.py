@@ -47,6 +47,11 @@ def _first_reaching(xs: list[float], ys: list[float], level: float) -> float | N
     return next((x for x, y in zip(xs, ys) if y >= level), None)
 
 
+def _value_at(xs: list[float], ys: list[float], at: float) -> float:
+    """The curve's last value measured at or before ``at`` (``xs`` ascending, ``xs[0] <= at``)."""
+    return next(y for x, y in zip(reversed(xs), reversed(ys)) if x <= at + 1e-6)
+
+
 def _accuracy_figure(curves: dict[tuple[str, str], tuple[list[float], list[float]]], path: Path) -> None:
     import matplotlib
 
@@ -271,8 +276,7 @@ def build_report(options: ReportOptions) -> SystemReport:
     same = ""
     if p_x and l_x and abs(p_x[-1] - l_x[-1]) > 1e-6:  # different budgets: compare the curves at the shorter one
         common = min(p_x[-1], l_x[-1])
-        p_at = next(y for x, y in reversed(list(zip(p_x, p_y))) if x <= common + 1e-6)
-        l_at = next(y for x, y in reversed(list(zip(l_x, l_y))) if x <= common + 1e-6)
+        p_at, l_at = _value_at(p_x, p_y, common), _value_at(l_x, l_y, common)
         same = (f"; trained {p_x[-1]:.2f} (Phased LSTM) vs {l_x[-1]:.2f} (LSTM) paper-epochs; at equal budget "
                 f"({common:.2f}) the training curves are at {100 * p_at:.2f}% vs {100 * l_at:.2f}%")
     met = margin >= paper_margin - TOLERANCE_POINTS
