@@ -52,6 +52,24 @@ def test_mnist_tasks_build_the_papers_networks_and_replay_minibatches(shared_dat
     assert problem.loss(params, 5).item() == again.loss(again.init(), 5).item()
 
 
+@pytest.mark.needs_shared_data
+def test_mixed_architecture_task_draws_each_variant_reproducibly(shared_data):
+    task = make_task("mnist-mlp-mixed-arch", data_dir=shared_data)
+    seen = set()
+    for seed in range(40):
+        problem = task.sample(seed)
+        params = problem.init()
+        hidden = tuple(params[f"layer{i}.weight"].shape[1] for i in range(len(params) // 2 - 1))
+        seen.add((problem.activation, hidden))
+        again = task.sample(seed)
+        assert again.activation == problem.activation
+        assert all(torch.equal(params[k], v) for k, v in again.init().items())
+    assert {h for _, h in seen} == {(20,), (40,), (20, 20)}
+    assert {a for a, _ in seen} == {"sigmoid", "relu", "tanh", "elu"}
+    with pytest.raises(UsageError, match="hidden sizes must be non-empty"):
+        make_task("mnist-mlp", hidden_choices=((20,), ()))
+
+
 def test_mnist_loader_rejects_wrong_shapes_with_a_clear_message(tmp_path):
     (tmp_path / "mnist").mkdir()
     np.savez(

@@ -87,8 +87,6 @@ def build_report(options: ReportOptions) -> SystemReport:
     found_matching = False
     for method in ("pixels", "baseline", "matching", "matching-fce", "protonet"):
         for way, shot in SETTINGS:
-            if method == "matching-fce" and shot != 1:
-                continue
             folder = None if method == "pixels" else ckpt_root / checkpoint_name(method, way, shot)
             ckpt_arg = "--method pixels" if folder is None else f"--checkpoint {folder}"
             command = (

@@ -97,6 +97,7 @@ PRESETS: dict[str, MetaTrainConfig] = {
     "quadratic": MetaTrainConfig(task="quadratic", num_epochs=1000, eval_every=50, num_val=16),
     "mnist-mlp": MetaTrainConfig(task="mnist-mlp", num_epochs=2000, eval_every=25, num_val=8),
     "mnist-mlp-mixed": MetaTrainConfig(task="mnist-mlp-mixed", num_epochs=2000, eval_every=25, num_val=8),
+    "mnist-mlp-mixed-arch": MetaTrainConfig(task="mnist-mlp-mixed-arch", num_epochs=2000, eval_every=25, num_val=12),
 }
 
 

@@ -102,6 +102,9 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "elu": F.elu,
 }
 MIXED_ACTIVATIONS = ("sigmoid", "relu", "tanh", "elu")
+# Hidden-layer sizes drawn per problem by ``mnist-mlp-mixed-arch``: the paper's MLP and its 40-unit
+# and two-layer generalisation variants.
+MIXED_HIDDEN_SIZES: tuple[tuple[int, ...], ...] = ((20,), (40,), (20, 20))
 
 
 @lru_cache(maxsize=4)
@@ -174,7 +177,9 @@ class MNISTMLPTask:
 
     Weights and biases start from N(0, 0.01²), as in DeepMind's released ``problems.mnist``; the
     loss is the minibatch training cross-entropy (the quantity the paper plots). ``activation``
-    "mixed" draws one of :data:`MIXED_ACTIVATIONS` per problem (our ReLU-robust variant).
+    "mixed" draws one of :data:`MIXED_ACTIVATIONS` per problem (our ReLU-robust variant);
+    ``hidden_choices``, when not empty, draws the hidden sizes per problem from it instead of using
+    ``hidden_sizes`` (after the activation, from the same seeded generator).
     """
 
     name: str = "mnist-mlp"
@@ -183,10 +188,13 @@ class MNISTMLPTask:
     batch_size: int = 128
     init_std: float = 0.01
     data_dir: str | None = None
+    hidden_choices: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.activation != "mixed" and self.activation not in ACTIVATIONS:
             raise UsageError(f"unknown activation {self.activation!r}; use one of {sorted(ACTIVATIONS)} or 'mixed'")
+        if any(not sizes or min(sizes) < 1 for sizes in (self.hidden_sizes, *self.hidden_choices)):
+            raise UsageError(f"hidden sizes must be non-empty and positive, got {self.hidden_sizes} / {self.hidden_choices}")
 
     def sample(self, seed: int, *, device: torch.device | str = "cpu") -> MLPProblem:
         images, labels = _mnist_tensors(None if self.data_dir is None else os.fspath(self.data_dir), str(device))
@@ -194,7 +202,10 @@ class MNISTMLPTask:
         activation = self.activation
         if activation == "mixed":
             activation = MIXED_ACTIVATIONS[int(torch.randint(len(MIXED_ACTIVATIONS), (1,), generator=g))]
-        sizes = (784, *self.hidden_sizes, 10)
+        hidden = self.hidden_sizes
+        if self.hidden_choices:
+            hidden = self.hidden_choices[int(torch.randint(len(self.hidden_choices), (1,), generator=g))]
+        sizes = (784, *hidden, 10)
         params: dict[str, Tensor] = {}
         for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             params[f"layer{layer}.weight"] = (torch.randn(fan_in, fan_out, generator=g) * self.init_std).to(device)
@@ -345,6 +356,9 @@ TASKS: dict[str, Callable[..., Task]] = {
     ),
     "mnist-mlp-mixed": lambda data_dir=None, **kw: MNISTMLPTask(
         name="mnist-mlp-mixed", activation="mixed", data_dir=data_dir, **kw
+    ),
+    "mnist-mlp-mixed-arch": lambda data_dir=None, **kw: MNISTMLPTask(
+        name="mnist-mlp-mixed-arch", activation="mixed", hidden_choices=MIXED_HIDDEN_SIZES, data_dir=data_dir, **kw
     ),
     "cifar10-conv": _cifar("cifar10-conv", "all"),
     "cifar10-conv-5label": _cifar("cifar10-conv-5label", "5label"),
