@@ -43,7 +43,7 @@ def test_sample_interpolate_perturb_write_json_and_images(tiny_run: Path, tmp_pa
     assert all(r["count"] >= 1 for r in pert["molecules"])
 
 
-@pytest.mark.parametrize("method", ["bo", "gradient"])
+@pytest.mark.parametrize("method", ["bo", "bo-trust", "gradient"])
 def test_optimize_returns_best_molecules_with_properties(tiny_run: Path, shared_data: Path, method: str, capsys) -> None:
     result = _json(capsys, ["chem", "optimize", "--checkpoint", str(tiny_run), "--objective", "qed-sas",
                             "--iterations", "2", "--batch", "3", "--initial", "20", "--method", method, "--json",

@@ -117,8 +117,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("optimize", help="maximise 5*QED - SAS (or logP, QED) in the latent space")
     _add_checkpoint(p)
     p.add_argument("--objective", choices=["qed-sas", "qed", "logp", "neg-sas"], default="qed-sas")
-    p.add_argument("--method", choices=["bo", "gradient", "random"], default="bo",
-                   help="GP Bayesian optimization (BoTorch), gradient ascent on the property head, or random search")
+    p.add_argument("--method", choices=["bo", "bo-trust", "gradient", "random"], default="bo",
+                   help="GP Bayesian optimization (BoTorch) over the data's box (paper) or in a TuRBO trust region, "
+                        "gradient ascent on the property head, or random search")
     p.add_argument("--iterations", type=positive_int, default=50)
     p.add_argument("--batch", type=positive_int, default=10, help="candidates per iteration")
     p.add_argument("--initial", type=positive_int, default=100, help="initial encoded molecules (bo)")

@@ -5,6 +5,11 @@ molecules.
 - ``bo``: Gaussian-process Bayesian optimisation with BoTorch (``SingleTaskGP`` + q-expected
   improvement) over a box spanned by encoded training molecules, as in the paper (which used a
   sparse GP on encoded ZINC molecules);
+- ``bo-trust``: the same GP and acquisition confined to a trust region around the best point so far
+  (TuRBO-1, Eriksson et al. 2019: a box whose sides follow the GP's length scales, doubled after 3
+  improving batches in a row and halved after ceil(dim / batch) failing ones). The paper's global
+  box puts most proposals where the decoder makes no molecule; the trust region keeps them near
+  molecules it can decode (beyond the paper);
 - ``gradient``: gradient ascent on the jointly trained property predictor from the best encoded
   molecules, then decoding;
 - ``random``: random search with prior samples, the paper's baseline.
@@ -16,6 +21,7 @@ seen so far (they still inform the GP that the region is bad).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +37,9 @@ from metashot.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OptimizationResult", "optimize_property"]
+__all__ = ["METHODS", "OptimizationResult", "TrustRegion", "optimize_property", "trust_region_box"]
+
+METHODS = ("bo", "bo-trust", "gradient", "random")
 
 
 @dataclass
@@ -82,6 +90,56 @@ class _Scorer:
         return sorted(rows, key=lambda r: -float(r["score"]))[:top]
 
 
+@dataclass
+class TrustRegion:
+    """TuRBO-1's trust-region side length, in units of the search box (Eriksson et al. 2019, Alg. 1).
+
+    ``update(improved)`` after each batch: ``success_tolerance`` improving batches in a row double the
+    side (up to ``length_max``), ``failure_tolerance`` failing ones in a row halve it; below
+    ``length_min`` the region restarts at ``length_init`` (counted in ``restarts``).
+    """
+
+    dim: int
+    batch: int
+    length_init: float = 0.8
+    length_min: float = 0.5**7
+    length_max: float = 1.6
+    success_tolerance: int = 3
+    failure_tolerance: int = 0  # 0: ceil(max(4 / batch, dim / batch)), as TuRBO
+    length: float = 0.0
+    successes: int = 0
+    failures: int = 0
+    restarts: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.failure_tolerance:
+            self.failure_tolerance = math.ceil(max(4 / self.batch, self.dim / self.batch))
+        self.length = self.length or self.length_init
+
+    def update(self, improved: bool) -> None:
+        if improved:
+            self.successes, self.failures = self.successes + 1, 0
+        else:
+            self.successes, self.failures = 0, self.failures + 1
+        if self.successes >= self.success_tolerance:
+            self.length, self.successes = min(2 * self.length, self.length_max), 0
+        elif self.failures >= self.failure_tolerance:
+            self.length, self.failures = self.length / 2, 0
+        if self.length < self.length_min:
+            self.length, self.restarts = self.length_init, self.restarts + 1
+
+
+def trust_region_box(center: Tensor, lengthscales: Tensor, length: float) -> tuple[Tensor, Tensor]:
+    """The trust region in unit-cube coordinates: ``(low, high)``, each ``(dim,)``, inside [0, 1].
+
+    Side ``length * w_i`` around ``center (dim,)`` with ``w = lengthscales / geomean(lengthscales)``
+    (long where the GP varies slowly), so the region's volume is ``length ** dim`` before clipping.
+    """
+    weights = lengthscales / lengthscales.log().mean().exp()
+    half = weights * length / 2
+    return (center - half).clamp(0.0, 1.0), (center + half).clamp(0.0, 1.0)
+
+
 def _fill(scores: list[float | None], floor: float) -> Tensor:
     return torch.tensor([floor if s is None else s for s in scores], dtype=torch.float64)
 
@@ -103,8 +161,8 @@ def optimize_property(
     """Maximise ``objective`` of decoded molecules, starting from ``start_smiles`` (encoded)."""
     if objective not in OBJECTIVES:
         raise UsageError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    if method not in ("bo", "gradient", "random"):
-        raise UsageError(f"unknown method {method!r}; choose bo, gradient or random")
+    if method not in METHODS:
+        raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     enc = encode(model, vocab, start_smiles)
     if len(enc.smiles) < 2:
         raise UsageError("need at least 2 valid starting molecules to optimise")
@@ -117,13 +175,15 @@ def optimize_property(
     Z, Y = z0, _fill(y0, floor)
     lower, upper = z0.min(dim=0).values, z0.max(dim=0).values
     latent_dim = z0.shape[1]
+    region = TrustRegion(dim=latent_dim, batch=batch) if method == "bo-trust" else None
+    lengths: list[float] = []
     for it in range(1, iterations + 1):
         if method == "random":
             cand = sample_prior(batch, latent_dim, generator).double()
         elif method == "gradient":
             cand = _gradient_candidates(model, Z, Y, batch, objective, gradient_lr, gradient_steps, it)
         else:
-            cand = _bo_candidates(Z, Y, lower, upper, batch, generator)
+            cand = _bo_candidates(Z, Y, lower, upper, batch, generator, region)
         strings = decode(model, vocab, cand.float())
         scores = scorer(strings, iteration=it)
         valid = [s for s in scores if s is not None]
@@ -131,18 +191,28 @@ def optimize_property(
             floor = min(floor, min(valid))
         Z = torch.cat([Z, cand])
         Y = torch.cat([Y, _fill(scores, floor)])
+        improved = bool(valid) and max(valid) > history[-1] + 1e-3 * abs(history[-1])  # TuRBO's success test
         history.append(max(history[-1], max(valid)) if valid else history[-1])
+        if region is not None:
+            lengths.append(region.length)
+            region.update(improved)
         logger.info("iteration %d: best %.3f (%d/%d valid)", it, history[-1], len(valid), len(scores))
+    protocol: dict[str, object] = {"objective": objective, "method": method, "iterations": iterations,
+                                   "batch": batch, "initial": len(enc.smiles), "decoding": "greedy"}
+    if region is not None:
+        protocol["trust_region"] = {"length_per_iteration": lengths, "restarts": region.restarts,
+                                    "failure_tolerance": region.failure_tolerance,
+                                    "success_tolerance": region.success_tolerance}
     return OptimizationResult(
         best=scorer.best(top), history=history, evaluated=scorer.evaluated - len(y0),
-        valid=scorer.valid - sum(s is not None for s in y0), initial_best=initial_best,
-        protocol={"objective": objective, "method": method, "iterations": iterations, "batch": batch,
-                  "initial": len(enc.smiles), "decoding": "greedy"},
+        valid=scorer.valid - sum(s is not None for s in y0), initial_best=initial_best, protocol=protocol,
     )
 
 
-def _bo_candidates(Z: Tensor, Y: Tensor, lower: Tensor, upper: Tensor, q: int, generator: torch.Generator | None) -> Tensor:
-    """q new points from a GP (BoTorch) fitted to (Z, Y), by maximising qLogEI in the box [lower, upper]."""
+def _bo_candidates(Z: Tensor, Y: Tensor, lower: Tensor, upper: Tensor, q: int, generator: torch.Generator | None,
+                   region: TrustRegion | None = None) -> Tensor:
+    """q new points from a GP (BoTorch) fitted to (Z, Y), by maximising qLogEI in the box [lower, upper],
+    or, given ``region``, in its trust region around the best point of ``Z`` (inside that box)."""
     try:
         from botorch.acquisition.logei import qLogExpectedImprovement
         from botorch.fit import fit_gpytorch_mll
@@ -165,6 +235,13 @@ def _bo_candidates(Z: Tensor, Y: Tensor, lower: Tensor, upper: Tensor, q: int, g
                           outcome_transform=Standardize(1))
         fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
         acq = qLogExpectedImprovement(gp, best_f=Y.max())
+        if region is not None:
+            span = (upper - lower).clamp_min(1e-12)
+            center = ((Z[Y.argmax()] - lower) / span).clamp(0.0, 1.0)
+            kernel = getattr(gp.covar_module, "base_kernel", gp.covar_module)  # ScaleKernel in older BoTorch
+            lengthscales = kernel.lengthscale.detach().reshape(-1).double()  # unit-cube units (Normalize)
+            low, high = trust_region_box(center, lengthscales, region.length)
+            bounds = torch.stack([lower + span * low, lower + span * high])
         cand, _ = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=4, raw_samples=256,
                                 options={"maxiter": 50, "seed": seed})
     return cand.detach()
