@@ -7,7 +7,7 @@ molecules.
   sparse GP on encoded ZINC molecules);
 - ``bo-trust``: the same GP and acquisition confined to a trust region around the best point so far
   (TuRBO-1, Eriksson et al. 2019: a box whose sides follow the GP's length scales, doubled after 3
-  improving batches in a row and halved after ceil(dim / batch) failing ones). The paper's global
+  improving batches in a row and halved after ceil(max(4, dim) / batch) failing ones). The paper's global
   box puts most proposals where the decoder makes no molecule; the trust region keeps them near
   molecules it can decode (beyond the paper);
 - ``gradient``: gradient ascent on the jointly trained property predictor from the best encoded
@@ -191,11 +191,10 @@ def optimize_property(
             floor = min(floor, min(valid))
         Z = torch.cat([Z, cand])
         Y = torch.cat([Y, _fill(scores, floor)])
-        improved = bool(valid) and max(valid) > history[-1] + 1e-3 * abs(history[-1])  # TuRBO's success test
-        history.append(max(history[-1], max(valid)) if valid else history[-1])
         if region is not None:
             lengths.append(region.length)
-            region.update(improved)
+            region.update(bool(valid) and max(valid) > history[-1] + 1e-3 * abs(history[-1]))  # TuRBO's success test
+        history.append(max(history[-1], max(valid)) if valid else history[-1])
         logger.info("iteration %d: best %.3f (%d/%d valid)", it, history[-1], len(valid), len(scores))
     protocol: dict[str, object] = {"objective": objective, "method": method, "iterations": iterations,
                                    "batch": batch, "initial": len(enc.smiles), "decoding": "greedy"}
