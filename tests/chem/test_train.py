@@ -127,3 +127,34 @@ def test_cosine_learning_rate_decay_is_applied_and_logged(tmp_path: Path, shared
     assert all(a > b for a, b in zip(rates[2:], rates[3:]))  # then decays
     assert rates[-1] == pytest.approx(cfg.lr * cosine_lr_factor(3.5, start=1.0, end=4.0, final=0.1))
     assert rates[-1] < 0.2 * cfg.lr
+
+
+@pytest.mark.needs_shared_data
+def test_budget_learning_rate_schedule_decays_over_the_time_budget(tmp_path: Path, shared_data: Path,
+                                                                   monkeypatch) -> None:
+    import metashot.chem.train as chem_train
+
+    class FakeBudget:  # a 100-second budget whose clock advances 20 s per reading
+        def __init__(self, minutes: float | None) -> None:
+            self.seconds, self.calls = 100.0, 0
+
+        def expired(self) -> bool:
+            return False
+
+        def elapsed(self) -> float:
+            self.calls += 1
+            return 20.0 * (self.calls - 1)
+
+    monkeypatch.setattr(chem_train, "TimeBudget", FakeBudget)
+    monkeypatch.setattr(chem_train, "LOG_EVERY", 1)
+    cfg = preset("tiny", max_molecules=200, batch_size=32, lr_schedule="budget", lr_decay_start=0.5, lr_final=0.1,
+                 eval_every=1000, checkpoint_every=1000)
+    train(cfg, tmp_path / "run", data_dir=str(shared_data), device="cpu", max_steps=5, max_minutes=1.0,
+          show_progress=False)
+    rates = [r["lr"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+             if "lr" in r]
+    expected = [cfg.lr * cosine_lr_factor(p, start=0.5, end=1.0, final=0.1) for p in (0.0, 0.2, 0.4, 0.6, 0.8)]
+    assert rates == pytest.approx(expected)
+    assert rates[:3] == [cfg.lr] * 3 and rates[3] > rates[4] > 0.1 * cfg.lr
+    with pytest.raises(UsageError, match="fraction of --max-minutes"):
+        preset("tiny", lr_schedule="budget", lr_decay_start=2.0)

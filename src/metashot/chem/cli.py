@@ -35,6 +35,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-decay-start", type=float, default=None,
                    help="epoch where a cosine decay of the learning rate starts (reaches lr * --lr-final at --epochs)")
     p.add_argument("--lr-final", type=float, default=None, help="final fraction of the learning rate (default 0.05)")
+    p.add_argument("--lr-schedule", choices=["epoch", "budget"], default=None,
+                   help="cosine decay over epochs (from --lr-decay-start to --epochs) or over the time budget "
+                        "(from fraction --lr-decay-start of --max-minutes to its end)")
     p.add_argument("--kl-schedule", choices=["epoch", "budget"], default=None,
                    help="KL annealing over epochs (paper) or over the fraction of --max-minutes spent")
     p.add_argument("--kl-midpoint", type=float, default=None, help="epoch (or budget fraction) of half KL weight")
@@ -151,6 +154,7 @@ def _train(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "lr_decay_start": args.lr_decay_start,
         "lr_final": args.lr_final,
+        "lr_schedule": args.lr_schedule,
         "kl_schedule": args.kl_schedule,
         "kl_midpoint": args.kl_midpoint,
         "kl_slope": args.kl_slope,

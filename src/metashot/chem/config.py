@@ -64,6 +64,12 @@ class TrainConfig:
                           "`epochs` (None = constant, the paper)"},
     )
     lr_final: float = field(default=0.05, metadata={"help": "final learning rate as a fraction of lr (cosine decay)"})
+    lr_schedule: str = field(
+        default="epoch",
+        metadata={"help": "epoch: the cosine decay runs from epoch lr_decay_start to `epochs`; budget: from "
+                          "fraction lr_decay_start of --max-minutes to its end (the rate reaches lr * lr_final "
+                          "when the time budget does, however many epochs fit)"},
+    )
     grad_clip: float = field(default=5.0, metadata={"help": "gradient norm clip (0 = off)"})
     epochs: float = field(default=120.0, metadata={"help": "stop after this many epochs"})
     kl_schedule: str = field(
@@ -113,6 +119,11 @@ class TrainConfig:
                              f"{self.lr_decay_start}; raise --epochs or start the decay earlier")
         if self.batch_size < 1 or self.lr <= 0:
             raise UsageError("batch_size must be >= 1 and lr > 0")
+        if self.lr_schedule not in ("epoch", "budget"):
+            raise UsageError(f"lr_schedule must be epoch or budget, got {self.lr_schedule!r}")
+        if self.lr_schedule == "budget" and self.lr_decay_start is not None and not 0.0 <= self.lr_decay_start < 1.0:
+            raise UsageError(f"with --lr-schedule budget, --lr-decay-start is a fraction of --max-minutes in [0, 1), "
+                             f"got {self.lr_decay_start}")
         if self.kl_schedule not in ("epoch", "budget"):
             raise UsageError(f"kl_schedule must be epoch or budget, got {self.kl_schedule!r}")
         if self.precision not in ("bf16", "fp32"):

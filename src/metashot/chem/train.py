@@ -508,8 +508,13 @@ def _train(
             weight = kl_weight(epoch_float, midpoint=4.0, slope=1.0, maximum=config.kl_max)
         else:
             weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
-        lr_now = config.lr * cosine_lr_factor(epoch_float, start=config.lr_decay_start, end=config.epochs,
-                                              final=config.lr_final)
+        if config.lr_schedule == "budget" and budget.seconds:  # fraction of the wall budget (rank 0's clock)
+            spent = distrib.broadcast_object(budget.elapsed(), ctx) / budget.seconds
+            lr_now = config.lr * cosine_lr_factor(spent, start=config.lr_decay_start, end=1.0,
+                                                  final=config.lr_final)
+        else:  # epochs (also a budget schedule run without --max-minutes)
+            lr_now = config.lr * cosine_lr_factor(epoch_float, start=config.lr_decay_start, end=config.epochs,
+                                                  final=config.lr_final)
         for group in optimizer.param_groups:
             group["lr"] = lr_now
         # one latent-noise draw for the whole batch (identical on every rank), sharded like the rows;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One GPU lease spent on the two open accuracy goals that the CPU cannot reach (session 8):
+#   * the paper-size SMILES VAE (#5) at two final KL weights, each trained for $MINUTES with the KL
+#     weight and the cosine learning-rate decay both following the wall-clock budget (so the rate
+#     has decayed when time is up, however many epochs fit), then exported (fp16) and the
+#     evaluation set decoded on the GPU (scored later with RDKit, which the GPU machine lacks);
+#   * Matching Networks without FCE (#3), 1-shot and 5-shot models on 20-way episodes, with longer
+#     schedules than the first lease's (that run shared the GPU with nine jobs and was cut short).
+# All four trainings run at once on the one GPU.
+#
+# Usage, from the repository root on the GPU machine (the data folder has shared/data's layout):
+#   OUT=/some/folder MINUTES=7 METASHOT_DATA=.devdata bash scripts/device/long_runs.sh
+# Smoke test on a CPU (minutes and molecules tiny):
+#   OUT=/tmp/o MINUTES=0.3 DEVICE=cpu CHEM_EXTRA="--max-molecules 3000" FEWSHOT_STEPS=40 \
+#     CHEM_EVAL="--molecules 20 --decodes 2 --prior-samples 20" \
+#     METASHOT_DATA=../shared/data bash scripts/device/long_runs.sh
+# Writes $OUT/results.tgz.part-* (<= 15 MB each: chem exports, decodes and logs; fewshot run folders
+# with optimizer state, so a run that stops early can be resumed exactly) and $OUT/summary.txt.
+# Afterwards, here: mkdir x && cat OUT/results.tgz.part-* | tar -C x -xzf -   (then see the READMEs).
+set -u
+root=$(pwd)
+export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export METASHOT_DATA="$(cd "${METASHOT_DATA:?set METASHOT_DATA}" && pwd)"
+: "${OUT:?set OUT}"
+MINUTES="${MINUTES:-7}"
+DEVICE="${DEVICE:-cuda}"
+PY="${PYTHON:-python3}"
+KLS="${CHEM_KLS:-0.005 0.03}"
+FEWSHOT_STEPS="${FEWSHOT_STEPS:-16000}"
+work=$(mktemp -d /tmp/metashot-long.XXXX)
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  echo "cpus $(nproc)"
+  git rev-parse --short HEAD 2>/dev/null || true
+} > "$work/machine.txt" 2>&1
+cat "$work/machine.txt"
+
+chem() {  # $1 = final KL weight
+  local kl=$1 name="chem-kl$1" run="$work/runs/chem-kl$1" dest="$work/chem-kl$1"
+  mkdir -p "$dest"
+  # shellcheck disable=SC2086  # CHEM_EXTRA and CHEM_EVAL are word-split on purpose
+  "$PY" -m metashot.cli chem train --dataset zinc250k --preset paper-fast --kl-max "$kl" \
+    --lr-schedule budget --lr-decay-start 0.5 --lr-final 0.05 --max-minutes "$MINUTES" \
+    --device "$DEVICE" --seed 0 --no-progress --json --out "$run" ${CHEM_EXTRA:-} \
+    > "$dest/train.json" 2> "$dest/train.log"
+  cp "$run/metrics.jsonl" "$run/config.json" "$dest/"
+  "$PY" -c "from metashot.chem.train import export_weights; export_weights('$run', '$dest/model')" 2>> "$dest/train.log"
+  "$PY" -m metashot.cli chem evaluate --checkpoint "$run" --device "$DEVICE" --json --seed 0 \
+    ${CHEM_EVAL:---molecules 1000 --decodes 10 --prior-samples 5000} --save-decodes "$dest/decodes.json" \
+    > "$dest/evaluate_nordkit.json" 2> "$dest/evaluate.log"
+  echo "$name done: $(tail -c 400 "$dest/train.json")"
+}
+
+fewshot() {  # $1 = shot
+  local shot=$1 name="matching-$1shot" run="$work/runs/matching-$1shot"
+  local eps=1; [ "$shot" = 1 ] && eps=2
+  local cmd=("$PY" -m metashot.cli fewshot train --method matching --way 20 --shot "$shot" --query 15
+             --episodes-per-step "$eps" --dataset omniglot --out "$run" --steps "$FEWSHOT_STEPS"
+             --lr-decay-every $(( FEWSHOT_STEPS / 4 )) --checkpoint-every 1000 --log-every 100
+             --max-minutes "$MINUTES" --device "$DEVICE" --seed 0 --no-progress --json)
+  echo "${cmd[*]}" > "$work/$name.command"
+  "${cmd[@]}" > "$work/$name.json" 2> "$work/$name.log"
+  echo "$name done: $(cat "$work/$name.json")"
+}
+
+mkdir -p "$work/runs"
+pids=()
+for kl in $KLS; do chem "$kl" & pids+=($!); done
+for shot in 1 5; do fewshot "$shot" & pids+=($!); done
+wait "${pids[@]}"
+# the chem optimizer state (~50 MB a run) stays behind: the exported weights are what is kept
+for kl in $KLS; do rm -rf "$work/runs/chem-kl$kl"; done
+{
+  cat "$work/machine.txt"
+  for kl in $KLS; do echo "== chem-kl$kl"; cat "$work/chem-kl$kl/train.json"; tail -n 3 "$work/chem-kl$kl/train.log"; cat "$work/chem-kl$kl/evaluate_nordkit.json"; done
+  for shot in 1 5; do echo "== matching-${shot}shot"; cat "$work/matching-${shot}shot.json"; tail -n 3 "$work/matching-${shot}shot.log"; done
+} > "$OUT/summary.txt" 2>&1
+cat "$OUT/summary.txt"
+tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
+ls -la "$OUT"
