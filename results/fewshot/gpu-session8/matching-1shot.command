@@ -1,0 +1,1 @@
+python3 -m metashot.cli fewshot train --method matching --way 20 --shot 1 --query 15 --episodes-per-step 2 --dataset omniglot --out runs/matching-1shot --steps 16000 --lr-decay-every 4000 --checkpoint-every 1000 --log-every 100 --max-minutes 7 --device cuda --seed 0 --no-progress --json
