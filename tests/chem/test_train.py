@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -158,3 +159,29 @@ def test_budget_learning_rate_schedule_decays_over_the_time_budget(tmp_path: Pat
     assert rates[:3] == [cfg.lr] * 3 and rates[3] > rates[4] > 0.1 * cfg.lr
     with pytest.raises(UsageError, match="fraction of --max-minutes"):
         preset("tiny", lr_schedule="budget", lr_decay_start=2.0)
+
+
+@pytest.mark.needs_shared_data
+def test_init_from_starts_a_new_run_from_exported_weights(tmp_path: Path, shared_data: Path) -> None:
+    from metashot.chem.train import export_weights
+    from metashot.training import load_checkpoint
+
+    cfg = preset("tiny", max_molecules=200, eval_every=1000, checkpoint_every=1000)
+    train(cfg, tmp_path / "a", data_dir=str(shared_data), device="cpu", max_steps=3, show_progress=False)
+    export_weights(tmp_path / "a", tmp_path / "exported", dtype=torch.float32)
+    # zero steps from the exported weights: the new run's checkpoint holds exactly those weights
+    train(cfg, tmp_path / "b", data_dir=str(shared_data), device="cpu", max_steps=0, show_progress=False,
+          init_from=tmp_path / "exported")
+    a, b = load_checkpoint(tmp_path / "a").tensors["model"], load_checkpoint(tmp_path / "b").tensors["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    state = load_checkpoint(tmp_path / "b").state
+    assert state["step"] == 0 and state["init_from"] == str(tmp_path / "exported")
+    # and it trains on from there (fresh optimizer)
+    train(cfg, tmp_path / "c", data_dir=str(shared_data), device="cpu", max_steps=2, show_progress=False,
+          init_from=tmp_path / "exported")
+    c = load_checkpoint(tmp_path / "c").tensors["model"]
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    bigger = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, latent_dim=16))
+    with pytest.raises(UsageError, match="init-from"):
+        train(bigger, tmp_path / "d", data_dir=str(shared_data), device="cpu", max_steps=1, show_progress=False,
+              init_from=tmp_path / "exported")

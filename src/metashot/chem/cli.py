@@ -56,6 +56,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="encoder normalisation: batch (paper) or layer (per molecule; no train/test gap with "
                         "length buckets)")
     p.add_argument("--label", default=None, help="label stored with the run (e.g. reduced)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start from these weights (run or exported folder) with a fresh optimizer and schedule; "
+                        "pass --config CHECKPOINT/config.json for matching sizes")
     add_training(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=_train)
@@ -174,6 +177,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train(
         config, args.out, data_dir=args.data_dir, device=args.device, seed=args.seed, resume=args.resume,
         max_steps=args.max_steps, max_minutes=args.max_minutes, show_progress=not args.no_progress,
+        init_from=args.init_from,
     )
     from metashot.training.distributed import is_main_process
 

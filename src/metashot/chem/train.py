@@ -323,8 +323,13 @@ def train(
     show_progress: bool = True,
     on_log: Callable[[dict[str, Any]], None] | None = None,
     accumulate: int = 1,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train (or resume) a SMILES VAE into run folder ``out``; returns where and why it stopped.
+
+    ``init_from`` (a run folder or an exported folder) starts a new run from those weights and that
+    vocabulary, with a fresh optimizer and schedule (fine-tuning); the model sizes and tokenizer must
+    match ``config``. A run that already has a checkpoint resumes from it instead.
 
     ``accumulate = A`` splits each process's share of every batch into ``A`` micro-batches (gradient
     accumulation; a step still covers ``batch_size`` molecules): one process with ``accumulate=N``
@@ -332,7 +337,8 @@ def train(
     """
     with distrib.process_group(resolve_device(device)) as ctx:
         return _train(config, Path(out), data_dir=data_dir, ctx=ctx, seed=seed, resume=resume, max_steps=max_steps,
-                      max_minutes=max_minutes, show_progress=show_progress, on_log=on_log, accumulate=accumulate)
+                      max_minutes=max_minutes, show_progress=show_progress, on_log=on_log, accumulate=accumulate,
+                      init_from=init_from)
 
 
 def _check_divisible(batch_size: int, ctx: distrib.DistContext, accumulate: int, what: str) -> None:
@@ -358,6 +364,7 @@ def _train(
     show_progress: bool,
     on_log: Callable[[dict[str, Any]], None] | None,
     accumulate: int,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     if accumulate < 1:
         raise UsageError(f"accumulate must be >= 1, got {accumulate}")
@@ -381,6 +388,14 @@ def _train(
             raise UsageError(f"{run_dir} already holds a checkpoint; pass --resume to continue it or choose another --out")
         ckpt = None
         vocab = None
+    init_model: SmilesVAE | None = None
+    if ckpt is None and init_from is not None:
+        init_model, vocab, init_config = load_model(init_from)
+        if init_config.model != config.model or init_config.tokenizer != config.tokenizer:
+            raise UsageError(
+                f"--init-from {init_from}: its model sizes / tokenizer ({init_config.tokenizer}) differ from this run's "
+                f"({config.tokenizer}); start from its config: --config {Path(init_from) / 'config.json'}"
+            )
     _check_divisible(config.batch_size, ctx, accumulate, "--batch-size")
     if ctx.distributed and config.kl_schedule == "budget" and max_minutes is not None and ctx.is_main:
         logger.warning("kl_schedule=budget follows the wall clock (rank 0's, broadcast every step): "
@@ -410,6 +425,12 @@ def _train(
         optimizer.load_state_dict(load_optimizer_tensors(ckpt.group("optimizer")))
         restore_rng_state(ckpt.group(distrib.rng_group(ctx.rank)))
         state.update(ckpt.state)
+    elif init_model is not None:
+        model.load_state_dict(init_model.state_dict())
+        # the property targets below are normalised with this data's statistics: keep the buffers consistent
+        model.property_mean.copy_(data.property_mean.to(dev))
+        model.property_std.copy_(data.property_std.to(dev))
+        state["init_from"] = str(init_from)
     run_config = _run_config(config, vocab, seed)
     metrics = MetricsLogger(run_dir / "metrics.jsonl", enabled=ctx.is_main)
     metrics.truncate_after(int(state["step"]))
