@@ -38,10 +38,11 @@ src = Path(sys.argv[1])
 machine = (src.parent / "machine.txt").read_text().strip() if (src.parent / "machine.txt").exists() else "unknown"
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 summary = json.loads((src / "summary.json").read_text())
-folders = {
-    "omniglot-matching-5way1shot": "matching-1shot", "omniglot-matching-20way1shot": "matching-1shot",
-    "omniglot-matching-5way5shot": "matching-5shot", "omniglot-matching-20way5shot": "matching-5shot",
-    "omniglot-matching-fce-1shot": "matching-fce-1shot", "omniglot-protonet-1shot": "protonet-1shot",
+folders = {  # the FCE model serves all four settings; the no-FCE models one shot count each
+    "omniglot-matching-5way1shot": "matching-fce-1shot", "omniglot-matching-20way1shot": "matching-fce-1shot",
+    "omniglot-matching-5way5shot": "matching-fce-1shot", "omniglot-matching-20way5shot": "matching-fce-1shot",
+    "omniglot-matching-nofce-1shot": "matching-1shot", "omniglot-matching-nofce-5shot": "matching-5shot",
+    "omniglot-protonet-1shot": "protonet-1shot",
     "omniglot-protonet-5shot": "protonet-5shot", "omniglot-baseline": "baseline",
 }
 cpu = Path("checkpoints/omniglot-matching-5way1shot")
@@ -72,8 +73,8 @@ for folder, run in folders.items():
              f"({train.get('episodes_per_second')} training episodes/s, shared GPU); stopped by the time budget: "
              f"{train.get('stopped_early')}."]
     if twins:
-        lines += ["", f"The same weights are in {', '.join(twins)}: one model per shot count, trained with more "
-                  "ways than tested, serves both 5-way and 20-way tests."]
+        lines += ["", f"The same weights are in {', '.join(twins)}: one model, trained with more ways than tested, "
+                  "serves all these test settings."]
     lines += ["", "| test setting | accuracy | command |", "|---|---|---|"]
     for r in evals:
         cmd = f"metashot fewshot evaluate --checkpoint checkpoints/{folder} --way {r['way']} --shot {r['shot']} --episodes {r['episodes']} --seed 0 --json"

@@ -13,13 +13,14 @@ def test_results_table_puts_ours_and_the_paper_side_by_side():
     ]
     table = results_table(rows, "source line")
     assert table.splitlines()[0] == "source line"
-    assert "| Matching Networks | 98.12 ± 0.21 (98.1) | - | - | - |" in table
+    assert "| Matching Networks without FCE | 98.12 ± 0.21 (98.1) | - | - | - |" in table
     assert "| Pixels, cosine NN | - | - | - | 55.43 ± 0.27 (42.6) |" in table
     assert "Baseline" not in table  # rows without an accuracy are left out
 
 
 def test_checkpoint_names_follow_the_committed_folders():
     assert checkpoint_name("matching", 20, 5) == "omniglot-matching-20way5shot"
+    assert checkpoint_name("matching-nofce", 20, 5) == "omniglot-matching-nofce-5shot"
     assert checkpoint_name("protonet", 20, 1) == "omniglot-protonet-1shot"
     assert checkpoint_name("baseline", 5, 5) == "omniglot-baseline"
     assert PAPER["matching"][(20, 1)] == 93.8

@@ -26,9 +26,12 @@ PAPER = {
     "baseline": {(5, 1): 80.0, (5, 5): 95.0, (20, 1): 69.5, (20, 5): 89.1},
     "protonet": {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9},
 }
+# "matching" is the committed omniglot-matching-{way}way{shot}shot model: Matching Networks with full
+# context embeddings (one model trained 20-way 1-shot serves all four settings); "matching-nofce" the
+# per-shot models without FCE (below the paper at 5w1s, 20w1s, 20w5s).
 LABELS = {
-    "matching": "Matching Networks",
-    "matching-fce": "Matching Networks, FCE",
+    "matching": "Matching Networks (FCE)",
+    "matching-nofce": "Matching Networks without FCE",
     "protonet": "Prototypical Networks",
     "baseline": "Baseline classifier, cosine NN",
     "pixels": "Pixels, cosine NN",
@@ -39,8 +42,8 @@ def checkpoint_name(method: str, way: int, shot: int) -> str:
     """Folder name of the committed checkpoint scored on ``way``-way ``shot``-shot."""
     if method == "matching":
         return f"omniglot-matching-{way}way{shot}shot"
-    if method == "matching-fce":
-        return "omniglot-matching-fce-1shot"
+    if method == "matching-nofce":
+        return f"omniglot-matching-nofce-{shot}shot"
     if method == "protonet":
         return f"omniglot-protonet-{shot}shot"
     return "omniglot-baseline"
@@ -56,8 +59,9 @@ def _train_quick_models(options: ReportOptions) -> Path:
     root = Path(options.out_dir) / "checkpoints"
     steps = 200 if options.quick else None
     plan = {
-        "omniglot-matching-{w}way1shot": "omniglot-matching-1shot",
-        "omniglot-matching-{w}way5shot": "omniglot-matching-5shot",
+        "omniglot-matching-5way1shot": "omniglot-matching-fce-1shot",
+        "omniglot-matching-nofce-1shot": "omniglot-matching-1shot",
+        "omniglot-matching-nofce-5shot": "omniglot-matching-5shot",
         "omniglot-protonet-1shot": "omniglot-protonet-1shot",
         "omniglot-protonet-5shot": "omniglot-protonet-5shot",
         "omniglot-baseline": "omniglot-baseline",
@@ -66,12 +70,12 @@ def _train_quick_models(options: ReportOptions) -> Path:
         config = get_preset(preset)
         if steps:
             config = replace(config, steps=steps, lr_decay_every=steps)
-        run = root / folder.format(w=5)
+        run = root / folder
         train(config, out=run, resume=True, device=options.device, show_progress=False, data_dir=options.data_dir)
-        if "{w}" in folder:  # one model per shot count serves 5-way and 20-way
-            twin = root / folder.format(w=20)
-            if not twin.exists():
-                twin.symlink_to(run.resolve(), target_is_directory=True)
+    for twin in ("5way5shot", "20way1shot", "20way5shot"):  # the FCE model serves every setting
+        link = root / f"omniglot-matching-{twin}"
+        if not link.exists():
+            link.symlink_to((root / "omniglot-matching-5way1shot").resolve(), target_is_directory=True)
     return root
 
 
@@ -85,7 +89,7 @@ def build_report(options: ReportOptions) -> SystemReport:
     report = SystemReport(system="fewshot", title="Matching Networks for One Shot Learning (Vinyals et al. 2016)")
     results: dict[str, Any] = {"episodes": episodes, "seed": options.seed, "query": 15, "scores": {}}
     found_matching = False
-    for method in ("pixels", "baseline", "matching", "matching-fce", "protonet"):
+    for method in ("pixels", "baseline", "matching", "matching-nofce", "protonet"):
         for way, shot in SETTINGS:
             folder = None if method == "pixels" else ckpt_root / checkpoint_name(method, way, shot)
             ckpt_arg = "--method pixels" if folder is None else f"--checkpoint {folder}"
@@ -93,7 +97,7 @@ def build_report(options: ReportOptions) -> SystemReport:
                 f"metashot fewshot evaluate {ckpt_arg} --way {way} --shot {shot} "
                 f"--episodes {episodes} --seed {options.seed} --json"
             )
-            paper = PAPER.get(method.replace("-fce", ""), {}).get((way, shot))
+            paper = PAPER.get(method.replace("-nofce", ""), {}).get((way, shot))
             claim_text = f"Omniglot {way}-way {shot}-shot, {LABELS[method]}"
             if folder is not None and not folder.exists():
                 report.claims.append(
@@ -123,7 +127,7 @@ def build_report(options: ReportOptions) -> SystemReport:
     if not found_matching:
         raise CheckpointError(
             f"no Matching Networks checkpoint under {ckpt_root} (expected omniglot-matching-5way1shot/ ...); train one: "
-            "`metashot fewshot train --method matching --dataset omniglot --way 5 --shot 1 --out "
+            "`metashot fewshot train --preset omniglot-matching-fce-1shot --dataset omniglot --out "
             f"{ckpt_root}/omniglot-matching-5way1shot`, or run `metashot reproduce --train`"
         )
     if options.quick:
@@ -224,7 +228,7 @@ def results_table(rows: list[dict[str, Any]], source: str) -> str:
         rows: ``evaluate_setting`` results, each with an extra ``model`` key (``matching-1shot``, ...).
         source: one line saying where the numbers come from (card, run, commit).
     """
-    model_to_method = {"matching-1shot": "matching", "matching-5shot": "matching", "matching-fce-1shot": "matching-fce",
+    model_to_method = {"matching-1shot": "matching-nofce", "matching-5shot": "matching-nofce", "matching-fce-1shot": "matching",
                        "protonet-1shot": "protonet", "protonet-5shot": "protonet", "baseline": "baseline",
                        "pixels": "pixels"}
     cells: dict[tuple[str, int, int], str] = {}
@@ -232,7 +236,7 @@ def results_table(rows: list[dict[str, Any]], source: str) -> str:
         method = model_to_method.get(r.get("model", ""), r.get("method", ""))
         if r.get("accuracy") is None or method not in LABELS:
             continue
-        paper = PAPER.get(method.replace("-fce", ""), {}).get((r["way"], r["shot"]))
+        paper = PAPER.get(method.replace("-nofce", ""), {}).get((r["way"], r["shot"]))
         ours = f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"
         cells[(method, r["way"], r["shot"])] = ours + (f" ({paper})" if paper is not None else "")
     header = "| method | " + " | ".join(f"{w}-way {s}-shot" for w, s in SETTINGS) + " |"
