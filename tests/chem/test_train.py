@@ -185,3 +185,10 @@ def test_init_from_starts_a_new_run_from_exported_weights(tmp_path: Path, shared
     with pytest.raises(UsageError, match="init-from"):
         train(bigger, tmp_path / "d", data_dir=str(shared_data), device="cpu", max_steps=1, show_progress=False,
               init_from=tmp_path / "exported")
+
+
+@pytest.mark.needs_shared_data
+def test_budget_learning_rate_schedule_needs_a_time_budget(tmp_path: Path, shared_data: Path) -> None:
+    cfg = preset("tiny", max_molecules=200, lr_schedule="budget", lr_decay_start=0.5)
+    with pytest.raises(UsageError, match="--max-minutes"):
+        train(cfg, tmp_path / "run", data_dir=str(shared_data), device="cpu", max_steps=1, show_progress=False)

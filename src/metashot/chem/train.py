@@ -397,8 +397,12 @@ def _train(
                 f"({config.tokenizer}); start from its config: --config {Path(init_from) / 'config.json'}"
             )
     _check_divisible(config.batch_size, ctx, accumulate, "--batch-size")
-    if ctx.distributed and config.kl_schedule == "budget" and max_minutes is not None and ctx.is_main:
-        logger.warning("kl_schedule=budget follows the wall clock (rank 0's, broadcast every step): "
+    if config.lr_schedule == "budget" and not max_minutes:
+        raise UsageError("--lr-schedule budget decays the learning rate over --max-minutes; pass --max-minutes, "
+                         "or use --lr-schedule epoch with --lr-decay-start EPOCH")
+    if ctx.distributed and "budget" in (config.kl_schedule, config.lr_schedule) and max_minutes is not None \
+            and ctx.is_main:
+        logger.warning("budget schedules follow the wall clock (rank 0's, broadcast every step): "
                        "not reproducible across runs, resumes or world sizes")
     seed_everything(seed)
     if dev.type == "cuda":
@@ -521,19 +525,19 @@ def _train(
         # for cuDNN autotuning); from the whole batch, so every rank decodes the same length
         decode_length = min(length, -(-(int(lengths[index_cpu].max()) + 1) // 8) * 8) if config.trim_padding else length
         index = index_cpu.to(dev, non_blocking=True)
-        if config.kl_schedule == "budget" and budget.seconds:
-            # wall-clock schedule: under torchrun rank 0's clock decides (a broadcast every step)
-            weight = kl_weight(distrib.broadcast_object(budget.elapsed(), ctx) / budget.seconds,
-                               midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
+        # wall-clock schedules: the fraction of --max-minutes spent, read once per step (under torchrun
+        # rank 0's clock decides: one broadcast)
+        wall_clock = budget.seconds and "budget" in (config.kl_schedule, config.lr_schedule)
+        spent = distrib.broadcast_object(budget.elapsed(), ctx) / budget.seconds if wall_clock else None
+        if config.kl_schedule == "budget" and spent is not None:
+            weight = kl_weight(spent, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
         elif config.kl_schedule == "budget":  # no --max-minutes: fall back to epochs
             weight = kl_weight(epoch_float, midpoint=4.0, slope=1.0, maximum=config.kl_max)
         else:
             weight = kl_weight(epoch_float, midpoint=config.kl_midpoint, slope=config.kl_slope, maximum=config.kl_max)
-        if config.lr_schedule == "budget" and budget.seconds:  # fraction of the wall budget (rank 0's clock)
-            spent = distrib.broadcast_object(budget.elapsed(), ctx) / budget.seconds
-            lr_now = config.lr * cosine_lr_factor(spent, start=config.lr_decay_start, end=1.0,
-                                                  final=config.lr_final)
-        else:  # epochs (also a budget schedule run without --max-minutes)
+        if config.lr_schedule == "budget":  # checked above: budget schedules of the rate need --max-minutes
+            lr_now = config.lr * cosine_lr_factor(spent, start=config.lr_decay_start, end=1.0, final=config.lr_final)
+        else:
             lr_now = config.lr * cosine_lr_factor(epoch_float, start=config.lr_decay_start, end=config.epochs,
                                                   final=config.lr_final)
         for group in optimizer.param_groups:

@@ -38,6 +38,11 @@ LABELS = {
 }
 
 
+def paper_number(method: str, way: int, shot: int) -> float | None:
+    """The paper's accuracy (%) for ``method`` (Matching Networks for both variants), or None."""
+    return PAPER.get(method.replace("-nofce", ""), {}).get((way, shot))
+
+
 def checkpoint_name(method: str, way: int, shot: int) -> str:
     """Folder name of the committed checkpoint scored on ``way``-way ``shot``-shot."""
     if method == "matching":
@@ -97,7 +102,7 @@ def build_report(options: ReportOptions) -> SystemReport:
                 f"metashot fewshot evaluate {ckpt_arg} --way {way} --shot {shot} "
                 f"--episodes {episodes} --seed {options.seed} --json"
             )
-            paper = PAPER.get(method.replace("-nofce", ""), {}).get((way, shot))
+            paper = paper_number(method, way, shot)
             claim_text = f"Omniglot {way}-way {shot}-shot, {LABELS[method]}"
             if folder is not None and not folder.exists():
                 report.claims.append(
@@ -236,7 +241,7 @@ def results_table(rows: list[dict[str, Any]], source: str) -> str:
         method = model_to_method.get(r.get("model", ""), r.get("method", ""))
         if r.get("accuracy") is None or method not in LABELS:
             continue
-        paper = PAPER.get(method.replace("-nofce", ""), {}).get((r["way"], r["shot"]))
+        paper = paper_number(method, r["way"], r["shot"])
         ours = f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"
         cells[(method, r["way"], r["shot"])] = ours + (f" ({paper})" if paper is not None else "")
     header = "| method | " + " | ".join(f"{w}-way {s}-shot" for w, s in SETTINGS) + " |"
