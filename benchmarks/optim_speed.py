@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/optim_speed.py                       # CPU, 10k / 100k / 1M parameters
     .venv/bin/python benchmarks/optim_speed.py --device cuda --json results/optim/speed-cuda.json
+    .venv/bin/python benchmarks/optim_speed.py --compile             # LearnedOptimizer(compile=True)
+    .venv/bin/python benchmarks/optim_speed.py --per-tensor          # one LSTM call per tensor (fused=False)
 
 Per size and optimizer, a fresh subprocess builds a model of that many parameters (one square
 ``nn.Linear``), fills the gradients with noise and times ``step()`` only (median of ``--repeats``
@@ -27,22 +29,36 @@ import time
 from pathlib import Path
 
 SIZES = {"10k": 100, "100k": 316, "1M": 1000}  # Linear(n, n): n*n + n parameters
+# Many tensors: "1M-200t" = 100 x Linear(100, 100) (1.01M parameters in 200 tensors), where the cost
+# per tensor (kernel launches, Python) matters more than the cost per coordinate.
+MANY = {"1M-200t": (100, 100)}
 
 
-def _measure(optimizer: str, width: int, device: str, repeats: int, warmup: int, chunk: int | None) -> dict:
+def _model(size: str):
+    import torch
+
+    if size in MANY:
+        layers, width = MANY[size]
+        return torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(layers)])
+    return torch.nn.Linear(SIZES[size], SIZES[size])
+
+
+def _measure(optimizer: str, size: str, device: str, repeats: int, warmup: int, chunk: int | None,
+             fused: bool = True, compile: bool = False) -> dict:
     import torch
 
     from metashot.optim import CoordinatewiseLSTM, LearnedOptimizer, LSTMOptimizerConfig
 
     torch.manual_seed(0)
-    model = torch.nn.Linear(width, width).to(device)
+    model = _model(size).to(device)
     params = list(model.parameters())
     for p in params:
         p.grad = torch.randn_like(p)
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=1e-3)
     else:
-        opt = LearnedOptimizer(params, net=CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=chunk)).to(device))
+        net = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=chunk)).to(device)
+        opt = LearnedOptimizer(params, net=net, fused=fused, compile=compile)
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
@@ -100,7 +116,8 @@ def _child(args: argparse.Namespace) -> None:
     if args.child == "meta":
         result = _meta_speed(args.task, args.device, args.unrolls)
     else:
-        result = _measure(args.child, SIZES[args.size], args.device, args.repeats, args.warmup, args.chunk_size)
+        result = _measure(args.child, args.size, args.device, args.repeats, args.warmup, args.chunk_size,
+                          fused=not args.per_tensor, compile=args.compile)
     print(json.dumps(result))
 
 
@@ -119,8 +136,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=4096, help="LearnedOptimizer coordinates per block")
-    parser.add_argument("--sizes", default="10k,100k,1M")
-    parser.add_argument("--unrolls", type=int, default=3, help="unrolls timed for meta-training speed")
+    parser.add_argument("--sizes", default="10k,100k,1M,1M-200t")
+    parser.add_argument("--per-tensor", action="store_true",
+                        help="LearnedOptimizer(fused=False): one LSTM call per tensor (the layout before fusing)")
+    parser.add_argument("--compile", action="store_true",
+                        help="LearnedOptimizer(compile=True): torch.compile the per-block LSTM math (the warm-up "
+                             "steps include the compilation; only the timed steps count)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate Adam / LSTM measurements this many times per size (median ratio)")
+    parser.add_argument("--unrolls", type=int, default=3, help="unrolls timed for meta-training speed (0: skip)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", default=None, help=argparse.SUPPRESS)
@@ -131,26 +155,41 @@ def main() -> None:
         return
     common = ["--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats),
               "--warmup", str(args.warmup), "--chunk-size", str(args.chunk_size), "--unrolls", str(args.unrolls)]
+    if args.per_tensor:
+        common.append("--per-tensor")
+    if args.compile:
+        common.append("--compile")
     rows = []
     print(f"{'params':>8} | {'Adam step':>11} | {'LSTM step':>11} | {'time ratio':>10} | "
           f"{'Adam peak':>10} | {'LSTM peak':>10} | {'mem ratio':>9}")
     for size in args.sizes.split(","):
-        adam = _run_child(["--child", "adam", "--size", size], common)
-        lstm = _run_child(["--child", "lstm", "--size", size], common)
-        if adam is None or lstm is None:
+        # Rounds alternate Adam and LSTM processes, so slow drifts in the machine's load hit both;
+        # the row reports the medians, and the ratio is the median of the per-round ratios.
+        pairs = []
+        for _ in range(args.rounds):
+            adam = _run_child(["--child", "adam", "--size", size], common)
+            lstm = _run_child(["--child", "lstm", "--size", size], common)
+            if adam is not None and lstm is not None:
+                pairs.append((adam, lstm))
+        if not pairs:
             continue
+        ratios = [lstm["step_s"] / max(adam["step_s"], 1e-9) for adam, lstm in pairs]
+        adam_peak = statistics.median(a["peak_bytes"] for a, _ in pairs)
+        lstm_peak = statistics.median(m["peak_bytes"] for _, m in pairs)
         row = {
-            "size": size, "params": adam["params"], "adam_step_s": adam["step_s"], "lstm_step_s": lstm["step_s"],
-            "time_ratio": lstm["step_s"] / max(adam["step_s"], 1e-9), "adam_peak_bytes": adam["peak_bytes"],
-            "lstm_peak_bytes": lstm["peak_bytes"],
-            "memory_ratio": lstm["peak_bytes"] / max(adam["peak_bytes"], 1),
+            "size": size, "params": pairs[0][0]["params"], "rounds": len(pairs),
+            "adam_step_s": statistics.median(a["step_s"] for a, _ in pairs),
+            "lstm_step_s": statistics.median(m["step_s"] for _, m in pairs),
+            "time_ratio": statistics.median(ratios), "time_ratios": ratios,
+            "adam_peak_bytes": adam_peak, "lstm_peak_bytes": lstm_peak,
+            "memory_ratio": lstm_peak / max(adam_peak, 1),
         }
         rows.append(row)
         print(f"{row['params']:>8} | {row['adam_step_s'] * 1e3:>8.2f} ms | {row['lstm_step_s'] * 1e3:>8.1f} ms | "
               f"{row['time_ratio']:>9.0f}x | {row['adam_peak_bytes'] / 2**20:>7.1f} MB | "
               f"{row['lstm_peak_bytes'] / 2**20:>7.1f} MB | {row['memory_ratio']:>8.1f}x")
     meta = []
-    for task in ("quadratic", "mnist-mlp"):
+    for task in ("quadratic", "mnist-mlp") if args.unrolls > 0 else ():
         result = _run_child(["--child", "meta", "--task", task], common)
         if result is not None:
             meta.append(result)
@@ -158,6 +197,7 @@ def main() -> None:
                   f"{result['unrolls_per_s_cpu']:.2f} unrolls/s of CPU time (20 steps each)")
     report = {
         "device": args.device, "threads": args.threads, "chunk_size": args.chunk_size,
+        "fused": not args.per_tensor, "compile": args.compile, "rounds": args.rounds,
         "time_measure": "process CPU time (cpu) / synchronised wall time (cuda), median per step()",
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "step": rows, "meta_training": meta,

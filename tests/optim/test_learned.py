@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -147,3 +149,91 @@ def test_learned_optimizer_runs_on_gpu_like_on_cpu(quadratic_net):
         p.grad = torch.ones_like(p)
         opt.step()
     torch.testing.assert_close(gpu.detach().cpu(), cpu.detach(), rtol=1e-4, atol=1e-6)
+
+
+def _three_params(seed: int = 0) -> list[torch.nn.Parameter]:
+    torch.manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(s)) for s in ((3, 4), (5,), (2, 2, 2))]
+
+
+def test_fused_step_is_one_lstm_call_over_the_concatenated_gradients(quadratic_net):
+    params = _three_params()
+    start = [p.detach().clone() for p in params]
+    grads = [torch.randn_like(p) for p in params]
+    opt = LearnedOptimizer(params, net=quadratic_net)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+
+    n = sum(p.numel() for p in params)
+    h, c = quadratic_net.initial_state(n)
+    update, h_new, _ = quadratic_net(torch.cat([g.reshape(-1) for g in grads]), h, c)
+    for p, s, piece in zip(params, start, update.split([p.numel() for p in params])):
+        assert torch.equal(p.detach(), s + piece.view_as(s))
+    offset = 0
+    for p in params:  # each parameter's state is its slice of the one call's state
+        assert torch.equal(opt.state[p]["h"], h_new[:, offset : offset + p.numel()])
+        offset += p.numel()
+
+
+def test_fused_and_per_tensor_steps_agree_when_gradients_come_and_go(quadratic_net):
+    # Steps where a parameter has no gradient leave its state alone; the fused buffer re-packs.
+    a, b = _three_params(1), _three_params(1)
+    fused = LearnedOptimizer(a, net=quadratic_net)
+    single = LearnedOptimizer(b, net=quadratic_net, fused=False)
+    torch.manual_seed(2)
+    for present in ([0, 1, 2], [0, 2], [1], [0, 1, 2], [0, 1, 2]):
+        grads = {i: torch.randn_like(a[i]) for i in present}
+        for params, opt in ((a, fused), (b, single)):
+            opt.zero_grad()
+            for i, g in grads.items():
+                params[i].grad = g.clone()
+            opt.step()
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pa.detach(), pb.detach(), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(fused.state[pa]["h"], single.state[pb]["h"], rtol=1e-6, atol=1e-7)
+        assert fused.state[pa]["step"] == single.state[pb]["step"]
+    assert [int(fused.state[p]["step"]) for p in a] == [4, 4, 4]
+
+
+def test_fused_state_dict_hands_out_contiguous_copies_and_reloads(quadratic_net):
+    params = _three_params()
+    opt = LearnedOptimizer([{"params": params[:2], "lr": 0.5}, {"params": params[2:]}], net=quadratic_net)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    saved = opt.state_dict()
+    assert all(s["h"].is_contiguous() and s["c"].is_contiguous() for s in saved["state"].values())
+    assert not opt.state[params[0]]["h"].is_contiguous()  # a view into the flat buffer (2 layers)
+    snapshot = {k: v.clone() for k, v in optimizer_tensors(saved).items()}
+    opt.step()
+    expected = [p.detach().clone() for p in params]
+
+    copies = _three_params()
+    for p in copies:
+        p.grad = torch.ones_like(p)
+    first = LearnedOptimizer([{"params": copies[:2], "lr": 0.5}, {"params": copies[2:]}], net=quadratic_net)
+    first.step()  # the same first step: the copies now hold the parameters as they were when saved
+    restored = LearnedOptimizer([{"params": copies[:2], "lr": 0.5}, {"params": copies[2:]}], net=quadratic_net)
+    restored.load_state_dict(load_optimizer_tensors(snapshot))
+    restored.step()
+    for p, e in zip(copies, expected):
+        assert torch.equal(p.detach(), e)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_compiled_step_matches_the_eager_step(quadratic_net):
+    # 5000 coordinates: a full 4096 block and a shorter one, so the dynamic shape is exercised.
+    torch.manual_seed(0)
+    eager_p = torch.nn.Parameter(torch.randn(5000))
+    compiled_p = torch.nn.Parameter(eager_p.detach().clone())
+    eager = LearnedOptimizer([eager_p], net=quadratic_net)
+    compiled = LearnedOptimizer([compiled_p], net=quadratic_net, compile=True)
+    for _ in range(3):
+        grad = torch.randn(5000)
+        for p, opt in ((eager_p, eager), (compiled_p, compiled)):
+            p.grad = grad.clone()
+            opt.step()
+    torch.testing.assert_close(compiled_p.detach(), eager_p.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.state[compiled_p]["c"], eager.state[eager_p]["c"], rtol=1e-5, atol=1e-6)

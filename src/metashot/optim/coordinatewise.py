@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,28 +166,30 @@ class CoordinatewiseLSTM(nn.Module):
         return self.config.chunk_size if grad.device.type == "cpu" else None
 
     @torch.no_grad()
-    def update_(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0) -> Tensor:
+    def update_(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0, *,
+                block_fn: Callable[..., tuple[Tensor, list[Tensor], list[Tensor]]] = update_block) -> Tensor:
         """Deployment step: like :meth:`forward`, but writes the new state into ``h`` and ``c``.
 
         Processes ``chunk_size`` coordinates at a time and overwrites each block's state in place,
         so the peak memory is the state plus one block's buffers (not two copies of the state).
         The values equal :meth:`forward`'s: the same :func:`lstm_update` runs on the same blocks.
+        ``block_fn``: :func:`update_block` or a compiled version of it (``torch.compile``).
 
         Returns:
             ``(n,)`` update.
         """
         if self.config.lstm_groups:
-            return self.lstms[lstm].update_(grad, h, c)
+            return self.lstms[lstm].update_(grad, h, c, block_fn=block_fn)
         if lstm != 0:
             raise UsageError(f"LSTM index {lstm} out of range: this optimizer has one shared LSTM")
         cfg = self.config
         n = grad.shape[0]
         step = self._chunk_size(grad) or max(n, 1)
         update = torch.empty_like(grad)
-        gates = [prepare_gates(w, b) for w, b in zip(self.weights, self.biases)]
+        gates = self._deployment_gates()
         for start in range(0, n, step):
             stop = min(start + step, n)
-            block, hs, cs = update_block(
+            block, hs, cs = block_fn(
                 grad[start:stop], h[:, start:stop], c[:, start:stop], gates, self.out_weight, self.out_bias,
                 preprocess=cfg.preprocess, p=cfg.preprocess_p, output_scale=cfg.output_scale,
             )
@@ -195,6 +198,16 @@ class CoordinatewiseLSTM(nn.Module):
                 h[layer, start:stop] = hs[layer]
                 c[layer, start:stop] = cs[layer]
         return update
+
+    def _deployment_gates(self) -> list[tuple[Tensor, Tensor]]:
+        """:func:`prepare_gates` of every layer, kept until a weight changes (its version or storage):
+        a deployed optimizer's weights are constant, so this saves a few kernels per step."""
+        key = tuple((t.data_ptr(), t._version) for t in (*self.weights, *self.biases))
+        cached = getattr(self, "_gates_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, [prepare_gates(w.detach(), b.detach()) for w, b in zip(self.weights, self.biases)])
+            self._gates_cache = cached
+        return cached[1]
 
     # -- persistence -------------------------------------------------------------------------------
 
