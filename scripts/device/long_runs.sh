@@ -37,20 +37,10 @@ work=$(mktemp -d /tmp/metashot-long.XXXX)
 } > "$work/machine.txt" 2>&1
 cat "$work/machine.txt"
 
-chem() {  # $1 = final KL weight
-  local kl=$1 name="chem-kl$1" run="$work/runs/chem-kl$1" dest="$work/chem-kl$1"
-  mkdir -p "$dest"
-  # shellcheck disable=SC2086  # CHEM_EXTRA and CHEM_EVAL are word-split on purpose
-  "$PY" -m metashot.cli chem train --dataset zinc250k --preset paper-fast --kl-max "$kl" \
-    --lr-schedule budget --lr-decay-start 0.5 --lr-final 0.05 --max-minutes "$MINUTES" \
-    --device "$DEVICE" --seed 0 --no-progress --json --out "$run" ${CHEM_EXTRA:-} \
-    > "$dest/train.json" 2> "$dest/train.log"
-  cp "$run/metrics.jsonl" "$run/config.json" "$dest/"
-  "$PY" -c "from metashot.chem.train import export_weights; export_weights('$run', '$dest/model')" 2>> "$dest/train.log"
-  "$PY" -m metashot.cli chem evaluate --checkpoint "$run" --device "$DEVICE" --json --seed 0 \
-    ${CHEM_EVAL:---molecules 1000 --decodes 10 --prior-samples 5000} --save-decodes "$dest/decodes.json" \
-    > "$dest/evaluate_nordkit.json" 2> "$dest/evaluate.log"
-  echo "$name done: $(tail -c 400 "$dest/train.json")"
+chem() {  # $1 = final KL weight; writes $work/chem-kl$1/ (scripts/device/chem_job.sh)
+  # shellcheck disable=SC2086  # CHEM_EXTRA is word-split on purpose
+  OUT="$work" DEVICE="$DEVICE" PYTHON="$PY" bash scripts/device/chem_job.sh "chem-kl$1" "$MINUTES" \
+    --preset paper-fast --kl-max "$1" --lr-schedule budget --lr-decay-start 0.5 --lr-final 0.05 --seed 0 ${CHEM_EXTRA:-}
 }
 
 fewshot() {  # $1 = shot
@@ -70,8 +60,6 @@ pids=()
 for kl in $KLS; do chem "$kl" & pids+=($!); done
 for shot in 1 5; do fewshot "$shot" & pids+=($!); done
 wait "${pids[@]}"
-# the chem optimizer state (~50 MB a run) stays behind: the exported weights are what is kept
-for kl in $KLS; do rm -rf "$work/runs/chem-kl$kl"; done
 {
   cat "$work/machine.txt"
   for kl in $KLS; do echo "== chem-kl$kl"; cat "$work/chem-kl$kl/train.json"; tail -n 3 "$work/chem-kl$kl/train.log"; cat "$work/chem-kl$kl/evaluate_nordkit.json"; done

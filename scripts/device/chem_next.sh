@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The next GPU lease, prepared in session 9 (issue 5 first, then issue 4's GPU speed figure):
+#   1. scripts/device/optim_speed.sh: LearnedOptimizer vs Adam on the GPU in three layouts (fused,
+#      per tensor, fused + torch.compile), alone on the idle GPU (~4 minutes; SKIP_BENCH=1 skips it);
+#   2. four chem trainings at once (scripts/device/chem_job.sh), $MINUTES each:
+#      - `next-kl0.1`, `next-kl0.2`: continue the committed checkpoints/chem-vae-zinc (105 epochs, final KL
+#        weight 0.1) at KL 0.1 and 0.2: session 9 found that raising the weight lifted validity (56 -> 70%)
+#        and greedy reconstruction (56 -> 61%) together;
+#      - `regex-next-kl0.06`, `regex-next-kl0.1`: continue checkpoints/chem-vae-zinc-regex (multi-character
+#        tokens, 27 epochs, 74.5% valid / 43.4% reconstructed) at KL 0.06 and 0.1.
+#
+#   OUT=/folder MINUTES=6 METASHOT_DATA=.devdata bash scripts/device/chem_next.sh
+# CPU smoke test:
+#   OUT=/tmp/o MINUTES=0.2 DEVICE=cpu SKIP_BENCH=1 CHEM_EXTRA="--max-molecules 2000" \
+#     CHEM_EVAL="--molecules 10 --decodes 2 --prior-samples 10" METASHOT_DATA=../shared/data \
+#     bash scripts/device/chem_next.sh
+# Writes $OUT/summary.txt, $OUT/optim_speed_cuda_*.json and $OUT/results.tgz.part-* (<= 15 MB each).
+# Before the call: the tracked tree must fit the device tool's 64 MiB with the carried data (see
+# docs/chem.md, "GPU runs"). Afterwards, here: mkdir x && cat OUT/results.tgz.part-* | tar -C x -xzf -
+# and score each run: metashot chem evaluate --checkpoint x/RUN/model --from-decodes x/RUN/decodes.json --json
+set -u
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+: "${OUT:?set OUT}"
+MINUTES="${MINUTES:-6}"
+export DEVICE="${DEVICE:-cuda}"
+PY="${PYTHON:-python3}"
+work=$(mktemp -d /tmp/metashot-next.XXXX)
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  echo "cpus $(nproc)"
+  git rev-parse --short HEAD 2>/dev/null || true
+} > "$work/machine.txt" 2>&1
+cat "$work/machine.txt"
+[ -z "${SKIP_BENCH:-}" ] && OUT="$OUT" PYTHON="$PY" bash scripts/device/optim_speed.sh
+
+# kl midpoint -1 with slope 16: the weight is KL * sigmoid(16) from the first step (no re-annealing)
+cont() {  # cont CHECKPOINT SEED: flags that continue CHECKPOINT with a fresh Adam and a warm restart
+  echo --config "$1/config.json" --init-from "$1" --kl-schedule budget --kl-midpoint -1 --kl-slope 16 \
+    --lr 2e-4 --lr-schedule budget --lr-decay-start 0 --lr-final 0.05 --seed "$2"
+}
+read -r -a extra <<< "${CHEM_EXTRA:-}"
+job() { OUT="$work" PYTHON="$PY" bash scripts/device/chem_job.sh "$@" ${extra[@]+"${extra[@]}"}; }
+main=checkpoints/chem-vae-zinc regex=checkpoints/chem-vae-zinc-regex
+pids=()
+# shellcheck disable=SC2046  # cont's output is word-split on purpose (paths have no spaces)
+{
+  job next-kl0.1 "$MINUTES" $(cont "$main" 4) --kl-max 0.1 & pids+=($!)
+  job next-kl0.2 "$MINUTES" $(cont "$main" 4) --kl-max 0.2 & pids+=($!)
+  job regex-next-kl0.06 "$MINUTES" $(cont "$regex" 4) --kl-max 0.06 & pids+=($!)
+  job regex-next-kl0.1 "$MINUTES" $(cont "$regex" 4) --kl-max 0.1 & pids+=($!)
+}
+wait "${pids[@]}"
+{
+  cat "$work/machine.txt"
+  for d in "$work"/*/; do
+    echo "== $(basename "$d")"; cat "$d/train.json" 2>/dev/null; tail -n 2 "$d/train.log"
+    cat "$d/evaluate_nordkit.json" 2>/dev/null
+  done
+} > "$OUT/summary.txt" 2>&1
+cat "$OUT/summary.txt"
+tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
+ls -la "$OUT"
