@@ -24,14 +24,9 @@ MINUTES="${MINUTES:-7}"
 export DEVICE="${DEVICE:-cuda}"
 PY="${PYTHON:-python3}"
 work=$(mktemp -d /tmp/metashot-levers.XXXX)
-{
-  date -u +%FT%TZ
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-  "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-  echo "cpus $(nproc)"
-  git rev-parse --short HEAD 2>/dev/null || true
-} > "$work/machine.txt" 2>&1
-cat "$work/machine.txt"
+# shellcheck source=scripts/device/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+machine_info "$work/machine.txt"
 
 if [ -z "${SKIP_BENCH:-}" ]; then
   PYTHONPATH="$root/src" timeout 90 "$PY" benchmarks/optim_speed.py --device "$DEVICE" --repeats 20 --warmup 5 \
@@ -53,13 +48,6 @@ job cont-kl0.06 "$MINUTES" "${cont[@]}" --kl-max 0.06 & pids+=($!)
 job regex-kl0.03 "$MINUTES" "${fresh[@]}" --kl-max 0.03 & pids+=($!)
 job regex-kl0.06 "$MINUTES" "${fresh[@]}" --kl-max 0.06 & pids+=($!)
 wait "${pids[@]}"
-{
-  cat "$work/machine.txt"
-  for d in "$work"/*/; do
-    echo "== $(basename "$d")"; cat "$d/train.json" 2>/dev/null; tail -n 2 "$d/train.log"
-    cat "$d/evaluate_nordkit.json" 2>/dev/null
-  done
-} > "$OUT/summary.txt" 2>&1
+chem_summary "$work" > "$OUT/summary.txt" 2>&1
 cat "$OUT/summary.txt"
-tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
-ls -la "$OUT"
+pack "$work" "$OUT"

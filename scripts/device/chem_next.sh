@@ -26,14 +26,9 @@ MINUTES="${MINUTES:-6}"
 export DEVICE="${DEVICE:-cuda}"
 PY="${PYTHON:-python3}"
 work=$(mktemp -d /tmp/metashot-next.XXXX)
-{
-  date -u +%FT%TZ
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-  "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-  echo "cpus $(nproc)"
-  git rev-parse --short HEAD 2>/dev/null || true
-} > "$work/machine.txt" 2>&1
-cat "$work/machine.txt"
+# shellcheck source=scripts/device/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+machine_info "$work/machine.txt"
 [ -z "${SKIP_BENCH:-}" ] && OUT="$OUT" PYTHON="$PY" bash scripts/device/optim_speed.sh
 
 # kl midpoint -1 with slope 16: the weight is KL * sigmoid(16) from the first step (no re-annealing)
@@ -53,13 +48,6 @@ pids=()
   job regex-next-kl0.1 "$MINUTES" $(cont "$regex" 4) --kl-max 0.1 & pids+=($!)
 }
 wait "${pids[@]}"
-{
-  cat "$work/machine.txt"
-  for d in "$work"/*/; do
-    echo "== $(basename "$d")"; cat "$d/train.json" 2>/dev/null; tail -n 2 "$d/train.log"
-    cat "$d/evaluate_nordkit.json" 2>/dev/null
-  done
-} > "$OUT/summary.txt" 2>&1
+chem_summary "$work" > "$OUT/summary.txt" 2>&1
 cat "$OUT/summary.txt"
-tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
-ls -la "$OUT"
+pack "$work" "$OUT"

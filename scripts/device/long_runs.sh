@@ -28,14 +28,9 @@ PY="${PYTHON:-python3}"
 KLS="${CHEM_KLS:-0.005 0.03}"
 FEWSHOT_STEPS="${FEWSHOT_STEPS:-16000}"
 work=$(mktemp -d /tmp/metashot-long.XXXX)
-{
-  date -u +%FT%TZ
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-  "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-  echo "cpus $(nproc)"
-  git rev-parse --short HEAD 2>/dev/null || true
-} > "$work/machine.txt" 2>&1
-cat "$work/machine.txt"
+# shellcheck source=scripts/device/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+machine_info "$work/machine.txt"
 
 chem() {  # $1 = final KL weight; writes $work/chem-kl$1/ (scripts/device/chem_job.sh)
   # shellcheck disable=SC2086  # CHEM_EXTRA is word-split on purpose
@@ -66,5 +61,4 @@ wait "${pids[@]}"
   for shot in 1 5; do echo "== matching-${shot}shot"; cat "$work/matching-${shot}shot.json"; tail -n 3 "$work/matching-${shot}shot.log"; done
 } > "$OUT/summary.txt" 2>&1
 cat "$OUT/summary.txt"
-tar -C "$work" -czf - . | split -b 15m - "$OUT/results.tgz.part-"
-ls -la "$OUT"
+pack "$work" "$OUT"
