@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from metashot.errors import CheckpointError, UsageError
-from metashot.optim import CoordinatewiseLSTM, LearnedOptimizer, QuadraticTask, init_state, unroll
+from metashot.optim import (
+    CoordinatewiseLSTM,
+    LearnedOptimizer,
+    LSTMOptimizerConfig,
+    QuadraticTask,
+    init_state,
+    unroll,
+)
 from metashot.optim.evaluate import (
     baseline_factory,
     heldout_problem_seed,
@@ -237,3 +244,21 @@ def test_compiled_step_matches_the_eager_step(quadratic_net):
             opt.step()
     torch.testing.assert_close(compiled_p.detach(), eager_p.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(compiled.state[compiled_p]["c"], eager.state[eager_p]["c"], rtol=1e-5, atol=1e-6)
+
+
+def test_gpu_steps_run_in_large_blocks_that_bound_the_temporaries():
+    # CPU: cache-sized blocks; any other device: blocks of accelerator_chunk_size (memory bound only).
+    net = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=64, accelerator_chunk_size=1 << 10))
+    assert net._chunk_size(torch.zeros(3)) == 64
+    assert net._chunk_size(torch.zeros(3, device="meta")) == 1 << 10
+    with pytest.raises(UsageError, match="accelerator_chunk_size"):
+        LSTMOptimizerConfig(accelerator_chunk_size=0)
+    # Blocks change rounding at most: the same step with one block and with several.
+    torch.manual_seed(0)
+    grad = torch.randn(300)
+    one = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=None))
+    many = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=64))
+    many.load_state_dict(one.state_dict())
+    (h1, c1), (h2, c2) = one.initial_state(300), many.initial_state(300)
+    torch.testing.assert_close(one.update_(grad, h1, c1), many.update_(grad, h2, c2), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(h1, h2, rtol=1e-6, atol=1e-8)

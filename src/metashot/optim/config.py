@@ -19,7 +19,12 @@ class LSTMOptimizerConfig:
     preprocess_p: float = field(default=10.0, metadata={"help": "p of the log-sign preprocessing (paper: 10)"})
     output_scale: float = field(default=0.1, metadata={"help": "update = output_scale * linear(h) (paper: 0.1)"})
     chunk_size: int | None = field(
-        default=4096, metadata={"help": "coordinates per block (cache-sized working set); None = all at once"}
+        default=4096, metadata={"help": "coordinates per block on CPU (cache-sized working set); None = all at once"}
+    )
+    accelerator_chunk_size: int | None = field(
+        default=1 << 20,
+        metadata={"help": "coordinates per block on a GPU: bounds the step's temporaries (~1.4 kB per coordinate) "
+                          "on large models; None = all at once"},
     )
     lstm_groups: tuple[str, ...] = field(
         default=(),
@@ -38,8 +43,10 @@ class LSTMOptimizerConfig:
             raise UsageError(f"preprocess must be one of {PREPROCESS_CHOICES}, got {self.preprocess!r}")
         if self.preprocess_p <= 0:
             raise UsageError(f"preprocess_p must be > 0, got {self.preprocess_p}")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise UsageError(f"chunk_size must be >= 1 or None, got {self.chunk_size}")
+        for name in ("chunk_size", "accelerator_chunk_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be >= 1 or None, got {value}")
 
     @property
     def input_size(self) -> int:

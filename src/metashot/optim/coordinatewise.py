@@ -162,8 +162,9 @@ class CoordinatewiseLSTM(nn.Module):
         )
 
     def _chunk_size(self, grad: Tensor) -> int | None:
-        # Blocks keep the CPU working set in cache; on a GPU one launch over all coordinates is faster.
-        return self.config.chunk_size if grad.device.type == "cpu" else None
+        # Blocks keep the CPU working set in cache. On a GPU one launch over many coordinates is faster
+        # (launches decide the speed), so its blocks are large: they only bound the temporaries.
+        return self.config.chunk_size if grad.device.type == "cpu" else self.config.accelerator_chunk_size
 
     @torch.no_grad()
     def update_(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0, *,

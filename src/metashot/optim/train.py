@@ -233,9 +233,10 @@ def _meta_train(
     if ckpt is not None:
         saved = from_dict(MetaTrainConfig, ckpt.config)
         # Schedule/runtime fields may change on resume; everything that defines the model stays.
-        # (chunk_size only changes float rounding and speed, so it is a runtime field too.)
+        # (the block sizes only change float rounding, speed and memory, so they are runtime fields too.)
         runtime = {k: getattr(config, k) for k in _RUNTIME_FIELDS}
-        saved = replace(saved, net=replace(saved.net, chunk_size=config.net.chunk_size))
+        saved = replace(saved, net=replace(saved.net, chunk_size=config.net.chunk_size,
+                                           accelerator_chunk_size=config.net.accelerator_chunk_size))
         if replace(saved, **runtime) != config and ctx.is_main:
             logger.warning("resuming with the checkpoint's config (the given one differs beyond %s)", _RUNTIME_FIELDS)
         config = replace(saved, **runtime)
