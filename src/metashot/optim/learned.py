@@ -157,9 +157,10 @@ class LearnedOptimizer(Optimizer):
         grads = [p.grad.reshape(-1) for p in params]
         grad = (grads[0] if len(grads) == 1 else torch.cat(grads)).to(net.dtype)
         update = net.update_(grad, flat.h, flat.c, lstm, block_fn=self._block_fn)  # (N,); views updated in place
-        for p, piece in zip(params, update.split(flat.sizes)):
-            p.add_(piece.view_as(p).to(p.dtype), alpha=lr)
-            self.state[p]["step"] += 1
+        pieces = [piece.view_as(p).to(p.dtype) for p, piece in zip(params, update.split(flat.sizes))]
+        # foreach: one kernel for all tensors where the backend fuses it (CUDA), like Adam's default
+        torch._foreach_add_(params, pieces, alpha=lr)
+        torch._foreach_add_([self.state[p]["step"] for p in params], 1)
 
     # -- persistence -------------------------------------------------------------------------------
 
