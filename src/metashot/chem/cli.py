@@ -70,6 +70,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--prior-samples", type=positive_int, default=5000, help="prior samples (paper: 5000)")
     p.add_argument("--save-decodes", default=None, help="also write the decoded strings to this JSON file")
     p.add_argument("--from-decodes", default=None, help="score decodes saved by --save-decodes (no decoding)")
+    p.add_argument("--constrained", action="store_true",
+                   help="syntax-constrained decoding: mask tokens that would unbalance branches or ring bonds "
+                        "(SMILES vocabularies; off by default, as in the paper)")
     add_data_dir(p)
     add_device(p)
     add_seed(p)
@@ -80,6 +83,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint(p)
     p.add_argument("-n", type=positive_int, default=100, help="number of prior samples")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
+    p.add_argument("--constrained", action="store_true",
+                   help="syntax-constrained decoding: mask tokens that would unbalance branches or ring bonds "
+                        "(SMILES vocabularies; off by default, as in the paper)")
     p.add_argument("--image", default=None, help="write a grid of the valid molecules (PNG)")
     add_device(p)
     add_seed(p)
@@ -201,7 +207,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         args.checkpoint, molecules=args.molecules, decodes=args.decodes, prior_samples=args.prior_samples,
         data_dir=args.data_dir, device=args.device, seed=args.seed, save_decodes=args.save_decodes,
-        from_decodes=args.from_decodes,
+        from_decodes=args.from_decodes, constrained=args.constrained,
     )
     if args.json:
         print_json(result)
@@ -214,7 +220,7 @@ def _sample(args: argparse.Namespace) -> int:
     from metashot.chem.evaluate import run_sample
 
     result = run_sample(args.checkpoint, n=args.n, temperature=args.temperature, device=args.device, seed=args.seed,
-                        image=args.image)
+                        image=args.image, constrained=args.constrained)
     if args.json:
         print_json(result)
     else:

@@ -52,9 +52,12 @@ PROPERTY_NAMES = ("logP", "QED", "SAS")
 @torch.no_grad()
 def generate_decodes(
     model: SmilesVAE, vocab: Any, test_smiles: list[str], test_properties: torch.Tensor | None, *,
-    molecules: int, decodes: int, prior_samples: int, seed: int,
+    molecules: int, decodes: int, prior_samples: int, seed: int, constrained: bool = False,
 ) -> dict[str, Any]:
-    """Decode held-out molecules and prior samples (no RDKit); JSON-ready."""
+    """Decode held-out molecules and prior samples (no RDKit); JSON-ready.
+
+    ``constrained``: syntax-constrained greedy decoding (:mod:`metashot.chem.grammar`) throughout.
+    """
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
@@ -78,10 +81,10 @@ def generate_decodes(
         logvar_all.append(logvar)
     mu = torch.cat(mu_all)
     logvar = torch.cat(logvar_all)
-    greedy = latent.decode(model, vocab, mu)
+    greedy = latent.decode(model, vocab, mu, constrained=constrained)
     noise = torch.randn(decodes, *mu.shape, generator=gen).to(device)  # (decodes, n, latent_dim)
     z = (mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * noise).reshape(-1, mu.shape[1])
-    sampled = latent.decode(model, vocab, z)  # decode-major: [d * n + i]
+    sampled = latent.decode(model, vocab, z, constrained=constrained)  # decode-major: [d * n + i]
     result: dict[str, Any] = {
         "inputs": inputs,
         "greedy": greedy,
@@ -94,10 +97,11 @@ def generate_decodes(
         mae = (pred - target).abs().mean(dim=0).tolist()
         result["property_mae"] = dict(zip(PROPERTY_NAMES, mae))
     prior_z = latent.sample_prior(prior_samples, model.config.latent_dim, gen).to(device)
-    result["prior"] = latent.decode(model, vocab, prior_z)
+    result["prior"] = latent.decode(model, vocab, prior_z, constrained=constrained)
     result["protocol"] = {
         "held_out_molecules": len(inputs), "decodes_per_molecule": decodes, "prior_samples": prior_samples,
-        "decoding": "greedy", "seed": seed, "held_out_split": "last 10% of the dataset file (test split)",
+        "decoding": "greedy, syntax-constrained" if constrained else "greedy", "seed": seed,
+        "held_out_split": "last 10% of the dataset file (test split)",
         "device": str(device), "decode_seconds": round(time.perf_counter() - started, 3),
         "decoded_molecules": len(inputs) * (1 + decodes) + prior_samples,
     }
@@ -144,7 +148,7 @@ def _string_metrics(decodes: dict[str, Any]) -> dict[str, Any]:
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike[str], *, molecules: int = 1000, decodes: int = 10, prior_samples: int = 5000,
     data_dir: str | None = None, device: str = "auto", seed: int = 0, save_decodes: str | None = None,
-    from_decodes: str | None = None,
+    from_decodes: str | None = None, constrained: bool = False,
 ) -> dict[str, Any]:
     """The ``metashot chem evaluate`` numbers for a checkpoint (see the module docstring)."""
     model, vocab, cfg = load_model(checkpoint, device)
@@ -158,7 +162,7 @@ def evaluate_checkpoint(
     else:
         props = torch.from_numpy(test.properties) if test.properties is not None else None
         dec = generate_decodes(model, vocab, test.smiles, props, molecules=molecules, decodes=decodes,
-                               prior_samples=prior_samples, seed=seed)
+                               prior_samples=prior_samples, seed=seed, constrained=constrained)
         if save_decodes:
             save_json(save_decodes, dec)
     if not rdkit_available():
@@ -191,11 +195,12 @@ def _valid_or_none(strings: list[str]) -> list[str | None]:
     return [canonical_or_none(s) for s in strings]
 
 
-def run_sample(checkpoint: str, *, n: int, temperature: float, device: str, seed: int, image: str | None) -> dict[str, Any]:
+def run_sample(checkpoint: str, *, n: int, temperature: float, device: str, seed: int, image: str | None,
+               constrained: bool = False) -> dict[str, Any]:
     model, vocab, _ = load_model(checkpoint, device)
     gen = torch.Generator().manual_seed(seed)
     z = latent.sample_prior(n, model.config.latent_dim, gen).to(resolve_device(device))
-    strings = latent.decode(model, vocab, z, temperature=temperature, generator=gen)
+    strings = latent.decode(model, vocab, z, temperature=temperature, generator=gen, constrained=constrained)
     canon = _valid_or_none(strings)
     valid = [c for c in canon if c is not None]
     if image:
@@ -205,7 +210,7 @@ def run_sample(checkpoint: str, *, n: int, temperature: float, device: str, seed
     return {
         "smiles": strings, "valid": valid, "validity": len(valid) / max(n, 1),
         "uniqueness": len(set(valid)) / len(valid) if valid else None,
-        "protocol": {"n": n, "seed": seed, "temperature": temperature}, "image": image,
+        "protocol": {"n": n, "seed": seed, "temperature": temperature, "constrained": constrained}, "image": image,
     }
 
 

@@ -70,15 +70,20 @@ def encode_one(model: SmilesVAE, vocab: SmilesVocab, smiles: str) -> tuple[str, 
 
 @torch.no_grad()
 def decode(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, temperature: float = 0.0,
-           generator: torch.Generator | None = None, batch_size: int = 1000) -> list[str]:
-    """Decode ``z`` ``(n, latent_dim)`` into ``n`` strings (not necessarily valid molecules)."""
+           generator: torch.Generator | None = None, batch_size: int = 1000, constrained: bool = False) -> list[str]:
+    """Decode ``z`` ``(n, latent_dim)`` into ``n`` strings (not necessarily valid molecules).
+
+    ``constrained``: syntax-constrained decoding (:mod:`metashot.chem.grammar`: no unbalanced
+    branches or ring bonds; valence and aromaticity can still fail). Off by default, as in the paper.
+    """
     model.eval()
     if temperature < 0:
         raise UsageError(f"temperature must be >= 0, got {temperature}")
+    syntax = vocab.syntax() if constrained else None
     out: list[str] = []
     for start in range(0, z.shape[0], batch_size):
         ids = model.generate(z[start : start + batch_size].to(_device(model)), temperature=temperature,
-                             generator=generator, first_token_mask=vocab.first_token_mask())
+                             generator=generator, first_token_mask=vocab.first_token_mask(), syntax=syntax)
         out.extend(vocab.decode_batch(ids.cpu()))
     return out
 

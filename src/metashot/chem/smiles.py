@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from metashot.chem.grammar import SmilesSyntax
 from metashot.errors import InvalidSmilesError, UsageError
 
 PAD = "<pad>"  # id 0: fills every position after the molecule; decoding stops at the first one
@@ -199,6 +200,13 @@ class SmilesVocab:
         mask = torch.tensor([not (t.startswith(("[Branch", "[=Branch", "[#Branch", "[Ring", "[=Ring", "[#Ring"))
                                   or t in (PAD, BOS, "[nop]", ".")) for t in self.tokens])
         return mask if bool(mask.any()) else None
+
+    def syntax(self) -> SmilesSyntax:
+        """The syntax constraint of this vocabulary (SMILES tokenizers; SELFIES needs none)."""
+        if self.tokenizer == "selfies":
+            raise UsageError("syntax-constrained decoding is for SMILES vocabularies: every SELFIES string is "
+                             "already a valid molecule")
+        return SmilesSyntax(self.tokens, char_mode=self.tokenizer == "char", end_id=self.pad, bos_id=self.bos)
 
     # -- strings <-> tokens ---------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from metashot.chem.config import VAEConfig
 from metashot.chem.functional import reparameterize
+from metashot.chem.grammar import SmilesSyntax
 
 __all__ = ["SmilesVAE", "VAEOutput"]
 
@@ -173,12 +174,15 @@ class SmilesVAE(nn.Module):
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
         first_token_mask: Tensor | None = None,
+        syntax: SmilesSyntax | None = None,
     ) -> Tensor:
         """Free-running decoding of ``z`` ``(batch, latent_dim)`` -> ids ``(batch, max_length)``.
 
         ``temperature=0`` is greedy (argmax); otherwise sample from ``softmax(logits / temperature)``.
         Rows are padded with 0 after their first pad token. ``first_token_mask`` ``(vocab,)`` bool limits
-        the first token (SELFIES: an atom, so no decoding is empty).
+        the first token (SELFIES: an atom, so no decoding is empty). ``syntax`` (a
+        :class:`~metashot.chem.grammar.SmilesSyntax`) masks, at every step, the tokens that would make
+        the SMILES ill-formed (syntax-constrained decoding; off by default, as in the paper).
         """
         length = max_length or self.config.max_length
         batch = z.shape[0]
@@ -187,11 +191,14 @@ class SmilesVAE(nn.Module):
         hidden: Tensor | None = None
         out = torch.zeros(batch, length, dtype=torch.long, device=z.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
+        state = syntax.start(batch, z.device) if syntax is not None else None
         for t in range(length):
             x = torch.cat([h_z, self.token_embedding(token).to(h_z.dtype)], dim=-1)  # (batch, 1, input)
             y, hidden = self.gru(x, hidden)
             logits = self.to_logits(y[:, 0]).float()  # (batch, vocab)
             logits[:, 1] = float("-inf")  # never emit BOS
+            if state is not None:
+                logits = logits.masked_fill(~syntax.allowed(state), float("-inf"))
             if t == 0:
                 logits[:, 0] = float("-inf")  # a molecule has at least one token (no empty decodings)
                 if first_token_mask is not None:
@@ -210,6 +217,8 @@ class SmilesVAE(nn.Module):
             finished |= nxt == 0
             if bool(finished.all()):
                 break
+            if state is not None:
+                state = syntax.advance(state, nxt)
             token = nxt.unsqueeze(1)
         return out
 
