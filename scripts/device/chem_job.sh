@@ -9,9 +9,11 @@
 # The flags go to `metashot chem train` as given (e.g. --preset paper-fast --kl-max 0.03, or
 # --config CKPT/config.json --init-from CKPT); --max-minutes, --device, --out, --no-progress and
 # --json are added here. Env: DEVICE (default cuda), PYTHON (python3), CHEM_EVAL (word-split
-# `chem evaluate` flags; default: the full protocol, 1000 molecules x 10 decodes, 5000 prior samples).
+# `chem evaluate` flags; default: the full protocol, 1000 molecules x 10 decodes, 5000 prior samples),
+# CHEM_CONSTRAINED (1, default: also decode with --constrained into decodes_constrained.json; 0: skip).
 # Writes $OUT/NAME/: command.txt, config.json, train.json, train.log, metrics.jsonl, model/ (fp16 export:
-# model.safetensors, config.json, state.json), decodes.json, evaluate_nordkit.json.
+# model.safetensors, config.json, state.json), decodes.json, evaluate_nordkit.json, and (CHEM_CONSTRAINED=1)
+# decodes_constrained.json, evaluate_constrained_nordkit.json.
 # Afterwards, here: metashot chem evaluate --checkpoint NAME/model --from-decodes NAME/decodes.json --json
 set -u
 name="${1:?usage: chem_job.sh NAME MINUTES [chem train flags...]}"
@@ -39,5 +41,11 @@ cp "$run/metrics.jsonl" "$run/config.json" "$dest/"
 "$PY" -m metashot.cli chem evaluate --checkpoint "$run" --device "$DEVICE" --json --seed 0 \
   ${CHEM_EVAL:---molecules 1000 --decodes 10 --prior-samples 5000} --save-decodes "$dest/decodes.json" \
   > "$dest/evaluate_nordkit.json" 2> "$dest/evaluate.log"
+if [ "${CHEM_CONSTRAINED:-1}" = "1" ]; then  # the same protocol with syntax-constrained decoding (seconds on a GPU)
+  # shellcheck disable=SC2086
+  "$PY" -m metashot.cli chem evaluate --checkpoint "$run" --device "$DEVICE" --json --seed 0 --constrained \
+    ${CHEM_EVAL:---molecules 1000 --decodes 10 --prior-samples 5000} --save-decodes "$dest/decodes_constrained.json" \
+    > "$dest/evaluate_constrained_nordkit.json" 2>> "$dest/evaluate.log"
+fi
 rm -rf "$(dirname "$run")"  # the optimizer state (~50 MB) stays behind: the export is what is kept
 echo "$name done: $(tail -c 300 "$dest/train.json" | tr '\n' ' ')" >&2
