@@ -43,6 +43,16 @@ def test_sample_interpolate_perturb_write_json_and_images(tiny_run: Path, tmp_pa
     assert all(r["count"] >= 1 for r in pert["molecules"])
 
 
+def test_constrained_evaluate_and_sample_say_so_in_their_protocol(tiny_run: Path, shared_data: Path, capsys) -> None:
+    result = _json(capsys, ["chem", "evaluate", "--checkpoint", str(tiny_run), "--json", "--molecules", "5",
+                            "--decodes", "1", "--prior-samples", "10", "--device", "cpu", "--constrained",
+                            "--data-dir", str(shared_data)])
+    assert result["protocol"]["decoding"] == "greedy, syntax-constrained"
+    sample = _json(capsys, ["chem", "sample", "--checkpoint", str(tiny_run), "-n", "5", "--seed", "0", "--json",
+                            "--device", "cpu", "--constrained"])
+    assert sample["protocol"]["constrained"] is True and len(sample["smiles"]) == 5
+
+
 @pytest.mark.parametrize("method", ["bo", "bo-trust", "gradient"])
 def test_optimize_returns_best_molecules_with_properties(tiny_run: Path, shared_data: Path, method: str, capsys) -> None:
     result = _json(capsys, ["chem", "optimize", "--checkpoint", str(tiny_run), "--objective", "qed-sas",
