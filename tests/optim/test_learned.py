@@ -262,3 +262,17 @@ def test_gpu_steps_run_in_large_blocks_that_bound_the_temporaries():
     (h1, c1), (h2, c2) = one.initial_state(300), many.initial_state(300)
     torch.testing.assert_close(one.update_(grad, h1, c1), many.update_(grad, h2, c2), rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(h1, h2, rtol=1e-6, atol=1e-8)
+
+
+def test_a_step_that_cannot_compile_says_what_to_do(quadratic_net, monkeypatch):
+    def broken(*args, **kwargs):  # what torch.compile raises without a C++ compiler (its __init__ varies by version)
+        failed = torch._dynamo.exc.BackendCompilerFailed.__new__(torch._dynamo.exc.BackendCompilerFailed)
+        Exception.__init__(failed, "InvalidCxxCompiler: No working C++ compiler found")
+        raise failed
+
+    p = torch.nn.Parameter(torch.randn(5))
+    opt = LearnedOptimizer([p], net=quadratic_net, compile=True)
+    monkeypatch.setattr(opt, "_block_fn", broken)
+    p.grad = torch.ones(5)
+    with pytest.raises(UsageError, match="compile=False"):
+        opt.step()

@@ -135,6 +135,16 @@ class LearnedOptimizer(Optimizer):
                         self._tensor_step(p, net, lstm, group["lr"])
         return loss
 
+    def _lstm_update(self, net: CoordinatewiseLSTM, grad: Tensor, h: Tensor, c: Tensor, lstm: int) -> Tensor:
+        try:
+            return net.update_(grad, h, c, lstm, block_fn=self._block_fn)
+        except torch._dynamo.exc.BackendCompilerFailed as exc:  # only with compile=True
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(
+                f"LearnedOptimizer(compile=True) could not compile its step ({first}); torch.compile needs a "
+                "working C++ compiler on CPU or Triton on GPU: install one or pass compile=False"
+            ) from exc
+
     def _tensor_state(self, p: Tensor, net: CoordinatewiseLSTM) -> dict[str, Any]:
         state = self.state[p]
         if len(state) == 0:
@@ -145,7 +155,7 @@ class LearnedOptimizer(Optimizer):
     def _tensor_step(self, p: Tensor, net: CoordinatewiseLSTM, lstm: int, lr: float) -> None:
         state = self._tensor_state(p, net)
         grad = p.grad.reshape(-1).to(net.dtype)
-        update = net.update_(grad, state["h"], state["c"], lstm, block_fn=self._block_fn)  # state updated in place
+        update = self._lstm_update(net, grad, state["h"], state["c"], lstm)  # state updated in place
         p.add_(update.view_as(p).to(p.dtype), alpha=lr)
         state["step"] += 1
 
@@ -156,7 +166,7 @@ class LearnedOptimizer(Optimizer):
             flat = self._flat[key] = _FlatState.pack(params, [self.state[p] for p in params], net)
         grads = [p.grad.reshape(-1) for p in params]
         grad = (grads[0] if len(grads) == 1 else torch.cat(grads)).to(net.dtype)
-        update = net.update_(grad, flat.h, flat.c, lstm, block_fn=self._block_fn)  # (N,); views updated in place
+        update = self._lstm_update(net, grad, flat.h, flat.c, lstm)  # (N,); views updated in place
         pieces = [piece.view_as(p).to(p.dtype) for p, piece in zip(params, update.split(flat.sizes))]
         # foreach: one kernel for all tensors where the backend fuses it (CUDA), like Adam's default
         torch._foreach_add_(params, pieces, alpha=lr)
