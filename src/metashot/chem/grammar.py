@@ -90,7 +90,6 @@ class SmilesSyntax:
 
     def __init__(self, tokens: Sequence[str], *, char_mode: bool, end_id: int = 0, bos_id: int = 1) -> None:
         self.tokens = list(tokens)
-        self.end_id, self.bos_id = end_id, bos_id
         v = len(self.tokens)
         classes = [_token_class(t, char_mode) for t in self.tokens]
         classes[end_id] = "end"
@@ -100,17 +99,17 @@ class SmilesSyntax:
                 "tail_l", "tail_r")}
         inside = torch.tensor([c not in ("open", "close", "dot", "bracket_open", "end", "bos", "other")
                                for c in classes])
-        inside &= torch.tensor([t not in ("=", "#", "/", "\\", ":", "$") for t in self.tokens])
+        inside &= torch.tensor([t not in _BONDS - {"-"} for t in self.tokens])  # "-" is a charge inside [...]
         allowed = torch.zeros(_NUM_STATES, v, dtype=torch.bool)
-        after_atom = cls["atom"] | cls["ring"] | cls["bond"] | cls["open"] | cls["close"] | cls["dot"] | cls["end"]
-        after_atom |= cls["bracket_open"]
-        allowed[START] = cls["atom"] | cls["bracket_open"]
+        an_atom = cls["atom"] | cls["bracket_open"]  # an organic-subset atom, or the start of a bracket atom
+        after_atom = an_atom | cls["ring"] | cls["bond"] | cls["open"] | cls["close"] | cls["dot"] | cls["end"]
+        allowed[START] = an_atom
         allowed[ATOM] = after_atom
         allowed[RING] = after_atom
         allowed[CLOSE] = after_atom & ~cls["ring"]
-        allowed[BOND] = cls["atom"] | cls["bracket_open"] | cls["ring"]
-        allowed[OPEN] = cls["atom"] | cls["bracket_open"] | cls["bond"]
-        allowed[DOT] = cls["atom"] | cls["bracket_open"]
+        allowed[BOND] = an_atom | cls["ring"]
+        allowed[OPEN] = an_atom | cls["bond"]
+        allowed[DOT] = an_atom
         allowed[BRACKET_OPEN] = inside & ~cls["bracket_close"]
         allowed[IN_BRACKET] = inside
         allowed[ATOM_C] = after_atom | cls["tail_l"]
