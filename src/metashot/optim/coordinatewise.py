@@ -70,6 +70,8 @@ class CoordinatewiseLSTM(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(4 * hidden).uniform_(-bound, bound)))
         self.out_weight = nn.Parameter(torch.randn(1, hidden) * 0.01)
         self.out_bias = nn.Parameter(torch.zeros(1))
+        # (weights' storage and version, their prepare_gates) for deployment steps; see _deployment_gates
+        self._gates_cache: tuple[tuple[tuple[int, int], ...], list[tuple[Tensor, Tensor]]] | None = None
 
     # -- separate LSTMs per parameter group --------------------------------------------------------
 
@@ -204,7 +206,7 @@ class CoordinatewiseLSTM(nn.Module):
         """:func:`prepare_gates` of every layer, kept until a weight changes (its version or storage):
         a deployed optimizer's weights are constant, so this saves a few kernels per step."""
         key = tuple((t.data_ptr(), t._version) for t in (*self.weights, *self.biases))
-        cached = getattr(self, "_gates_cache", None)
+        cached = self._gates_cache
         if cached is None or cached[0] != key:
             cached = (key, [prepare_gates(w.detach(), b.detach()) for w, b in zip(self.weights, self.biases)])
             self._gates_cache = cached
