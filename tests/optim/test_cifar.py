@@ -102,8 +102,8 @@ def test_learned_optimizer_routes_named_parameters_and_param_groups():
         h, c = net.initial_state(p.numel())
         expected[k] = p.detach() + net.lstms[net.lstm_index(k)].update_(grads[k].reshape(-1), h, c).view_as(p)
     LearnedOptimizer(list(params.items()), net=net).step()
-    for k, p in params.items():
-        torch.testing.assert_close(p.detach(), expected[k], rtol=0, atol=0)
+    for k, p in params.items():  # fused: one call per LSTM over all its tensors, so blocks (and rounding) differ
+        torch.testing.assert_close(p.detach(), expected[k], rtol=1e-6, atol=1e-7)
     with pytest.raises(UsageError, match="needs parameter names"):
         LearnedOptimizer(list(params.values()), net=net)
     fc = torch.nn.Parameter(torch.randn(5))

@@ -58,7 +58,7 @@ def test_chunked_update_equals_one_block():
     torch.manual_seed(0)
     net = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=None))
     grad = torch.randn(1000)
-    h, c = torch.randn(2, 1000, 20), torch.randn(2, 1000, 20)
+    h, c = torch.randn(2, 20, 1000), torch.randn(2, 20, 1000)
     args = (list(net.weights), list(net.biases), net.out_weight, net.out_bias)
     full = lstm_update(grad, h, c, *args)
     chunked = lstm_update(grad, h, c, *args, chunk_size=64)
@@ -71,7 +71,7 @@ def test_lstm_update_passes_gradcheck_in_float64(preprocess):
     torch.manual_seed(0)
     net = CoordinatewiseLSTM(LSTMOptimizerConfig(hidden_size=3, num_layers=2, preprocess=preprocess)).double()
     grad = (torch.rand(4, dtype=torch.float64) + 0.1).requires_grad_(True)
-    h, c = torch.randn(2, 4, 3, dtype=torch.float64), torch.randn(2, 4, 3, dtype=torch.float64)
+    h, c = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64)
     weights = [w.detach().clone().requires_grad_(True) for w in net.weights]
 
     def f(grad, w0, w1):

@@ -82,7 +82,43 @@ def test_state_dict_round_trips_exactly_through_safetensors_tensors(quadratic_ne
     train(restored, 2)
     for key, value in model.state_dict().items():
         assert torch.equal(value, expected[key]), key
-    assert restored.state[next(iter(model.parameters()))]["h"].shape == (2, 2 * 1 * 3 * 3, 20)
+    assert restored.state[next(iter(model.parameters()))]["h"].shape == (2, 20, 2 * 1 * 3 * 3)
+
+
+def test_state_saved_in_the_old_coordinates_first_layout_loads_and_continues_exactly(quadratic_net):
+    """metashot 0.1 saved h and c as (L, numel, H) with no "state_layout": they are transposed on load."""
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(20)), torch.nn.Parameter(torch.randn(3, 4))]  # numel 20 == H too
+
+    def step(opt):
+        for p in params:
+            p.grad = p.detach() * 2.0
+        opt.step()
+
+    opt = LearnedOptimizer(params, net=quadratic_net)
+    step(opt)
+    saved = opt.state_dict()
+    old = {
+        "param_groups": [{k: v for k, v in g.items() if k != "state_layout"} for g in saved["param_groups"]],
+        "state": {i: {k: (v.transpose(1, 2).clone() if k in ("h", "c") else v) for k, v in s.items()}
+                  for i, s in saved["state"].items()},
+    }
+    start = [p.detach().clone() for p in params]
+    step(opt)
+    expected = [p.detach().clone() for p in params]
+
+    for p, s in zip(params, start):
+        p.data.copy_(s)
+    restored = LearnedOptimizer(params, net=quadratic_net)
+    restored.load_state_dict(old)
+    step(restored)
+    for p, e in zip(params, expected):
+        assert torch.equal(p.detach(), e)
+    assert restored.state[params[1]]["h"].shape == (2, 20, 12)
+
+    saved["param_groups"][0]["state_layout"] = "something-newer"
+    with pytest.raises(CheckpointError, match="unknown optimizer state layout"):
+        LearnedOptimizer(params, net=quadratic_net).load_state_dict(saved)
 
 
 def test_loading_state_saved_with_another_network_is_refused(quadratic_net):
@@ -179,7 +215,7 @@ def test_fused_step_is_one_lstm_call_over_the_concatenated_gradients(quadratic_n
         assert torch.equal(p.detach(), s + piece.view_as(s))
     offset = 0
     for p in params:  # each parameter's state is its slice of the one call's state
-        assert torch.equal(opt.state[p]["h"], h_new[:, offset : offset + p.numel()])
+        assert torch.equal(opt.state[p]["h"], h_new[..., offset : offset + p.numel()])
         offset += p.numel()
 
 

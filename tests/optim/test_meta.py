@@ -95,6 +95,30 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(value, b.group("model")[key]), key
 
 
+def test_resume_from_a_mid_horizon_checkpoint_of_the_old_state_layout_is_exact(tmp_path):
+    """metashot 0.1 carried (L, numel, H) states and wrote no ``carry_layout``: they are transposed on load."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    config = MetaTrainConfig(**TINY)
+    meta_train(config, tmp_path / "straight", show_progress=False, meta_batch_size=2, max_steps=8)
+    meta_train(config, tmp_path / "split", show_progress=False, meta_batch_size=2, max_steps=3)  # t = 2 of 4
+    folder = load_checkpoint(tmp_path / "split").path
+    state = json.loads((folder / "state.json").read_text())
+    assert state.pop("carry_layout") == "layers-hidden-coordinates"
+    (folder / "state.json").write_text(json.dumps(state))
+    carry = load_file(folder / "carry.safetensors")
+    assert any("/h/" in k for k in carry)
+    save_file({k: (v.transpose(1, 2).contiguous() if "/h/" in k or "/c/" in k else v) for k, v in carry.items()},
+              folder / "carry.safetensors")
+    meta_train(config, tmp_path / "split", show_progress=False, meta_batch_size=2, max_steps=8, resume=True)
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
+    assert a.step == b.step == 8
+    for key, value in a.group("model").items():
+        assert torch.equal(value, b.group("model")[key]), key
+
+
 def test_meta_train_refuses_to_overwrite_a_run_without_resume(tmp_path):
     config = MetaTrainConfig(**TINY)
     meta_train(config, tmp_path, show_progress=False, meta_batch_size=2, max_steps=2)

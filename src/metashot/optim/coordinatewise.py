@@ -47,7 +47,7 @@ class CoordinatewiseLSTM(nn.Module):
         >>> h, c = net.initial_state(5)
         >>> update, h, c = net(torch.randn(5), h, c)
         >>> update.shape, h.shape
-        (torch.Size([5]), torch.Size([2, 5, 20]))
+        (torch.Size([5]), torch.Size([2, 20, 5]))
     """
 
     def __init__(self, config: LSTMOptimizerConfig | None = None) -> None:
@@ -131,8 +131,9 @@ class CoordinatewiseLSTM(nn.Module):
     # -- state -------------------------------------------------------------------------------------
 
     def initial_state(self, n: int, *, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
-        """Zero ``(h, c)`` for ``n`` coordinates, each ``(num_layers, n, hidden_size)`` (the same for every LSTM)."""
-        shape = (self.config.num_layers, n, self.config.hidden_size)
+        """Zero ``(h, c)`` for ``n`` coordinates, each ``(num_layers, hidden_size, n)``: coordinates last (the
+        same for every LSTM; see :mod:`metashot.optim.functional` for why)."""
+        shape = (self.config.num_layers, self.config.hidden_size, n)
         dtype = self.dtype
         device = device if device is not None else self.device
         return torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device)
@@ -140,7 +141,7 @@ class CoordinatewiseLSTM(nn.Module):
     # -- the step ----------------------------------------------------------------------------------
 
     def forward(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0) -> tuple[Tensor, Tensor, Tensor]:
-        """``grad (n,)``, ``h, c (L, n, H)`` -> ``(update (n,), h_new, c_new)``; see :func:`lstm_update`.
+        """``grad (n,)``, ``h, c (L, H, n)`` -> ``(update (n,), h_new, c_new)``; see :func:`lstm_update`.
 
         ``lstm``: which LSTM (see :meth:`lstm_index`); only 0 when one LSTM is shared by all.
         """
@@ -193,13 +194,13 @@ class CoordinatewiseLSTM(nn.Module):
         for start in range(0, n, step):
             stop = min(start + step, n)
             block, hs, cs = block_fn(
-                grad[start:stop], h[:, start:stop], c[:, start:stop], gates, self.out_weight, self.out_bias,
+                grad[start:stop], h[..., start:stop], c[..., start:stop], gates, self.out_weight, self.out_bias,
                 preprocess=cfg.preprocess, p=cfg.preprocess_p, output_scale=cfg.output_scale,
             )
             update[start:stop] = block
             for layer in range(cfg.num_layers):
-                h[layer, start:stop] = hs[layer]
-                c[layer, start:stop] = cs[layer]
+                h[layer, :, start:stop] = hs[layer]
+                c[layer, :, start:stop] = cs[layer]
         return update
 
     def _deployment_gates(self) -> list[tuple[Tensor, Tensor]]:

@@ -19,19 +19,46 @@ from metashot.optim.functional import update_block
 
 # ---------------------------------------------------------------------------------------------------
 
+# Layout of the saved ``h``/``c`` (recorded in each saved param group): ``(L, H, numel)``. Before
+# metashot 0.2 they were ``(L, numel, H)`` and param groups carried no ``state_layout``.
+STATE_LAYOUT = "layers-hidden-coordinates"
+
+
+def _coordinates_last(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """``state_dict`` with the ``h``/``c`` of groups saved in the old ``(L, numel, H)`` layout transposed
+    to ``(L, H, numel)`` (a shallow copy; the caller's dict is not modified)."""
+    old = []
+    for group in state_dict["param_groups"]:
+        layout = group.get("state_layout")
+        if layout is None:
+            old.extend(group["params"])
+        elif layout != STATE_LAYOUT:
+            raise CheckpointError(
+                f"unknown optimizer state layout {layout!r}; this metashot reads {STATE_LAYOUT!r} (a newer "
+                "metashot saved it?)"
+            )
+    states = dict(state_dict["state"])
+    for index in old:
+        if index in states:
+            states[index] = {
+                k: (v.transpose(1, 2) if k in ("h", "c") and v.dim() == 3 else v) for k, v in states[index].items()
+            }
+    return {**state_dict, "state": states}
+
 
 class LearnedOptimizer(Optimizer):
     """θ_{t+1} = θ_t + lr · m(∇_t, h_t; φ), with m the coordinate-wise LSTM (paper, Eq. 1).
 
     Works with any model and parameter shapes, on CPU and GPU: each parameter tensor is flattened
     to its coordinates, and its LSTM state is kept as named tensors ``state[p]["h"]`` and
-    ``state[p]["c"]`` of shape ``(num_layers, p.numel(), hidden_size)`` (safetensors-friendly).
+    ``state[p]["c"]`` of shape ``(num_layers, hidden_size, p.numel())`` (coordinates last; safetensors-friendly;
+    states saved before metashot 0.2 in the ``(num_layers, p.numel(), hidden_size)`` layout load as well).
     Gradients are computed in the network's dtype (float32) and the update is cast to ``p.dtype``.
     ``lr`` scales the learned update; 1.0 reproduces the meta-training unroll exactly.
 
     Fused state (``fused=True``, the default): the coordinates of all parameters that share a
     param group, a device and an LSTM are processed by one LSTM call per step, their states kept in
-    one flat ``(num_layers, N, hidden_size)`` buffer of which each ``state[p]["h"]`` is a view (the
+    one flat ``(num_layers, hidden_size, N)`` buffer of which each ``state[p]["h"]`` is a view (the
     per-parameter state API is unchanged; ``state_dict`` returns contiguous copies and
     ``load_state_dict`` re-packs). Same math as ``fused=False`` (one call per tensor, the layout of
     the meta-training unroll without ``fused``); fewer kernel launches: a model with T parameter
@@ -178,6 +205,7 @@ class LearnedOptimizer(Optimizer):
         state = super().state_dict()
         for group in state["param_groups"]:
             group["net_fingerprint"] = self._fingerprint
+            group["state_layout"] = STATE_LAYOUT
         # The fused layout keeps h and c as strided views of one buffer: hand out contiguous tensors
         # (safetensors needs them; the buffer stays private), in new dicts so self.state is untouched.
         state["state"] = {
@@ -194,21 +222,22 @@ class LearnedOptimizer(Optimizer):
                     f"optimizer state was saved with LSTM weights {stored}, but this optimizer's net is "
                     f"{self._fingerprint}; load the same checkpoint as when the state was saved"
                 )
-        super().load_state_dict(state_dict)
+        super().load_state_dict(_coordinates_last(state_dict))
         for group in self.param_groups:
             group.pop("net_fingerprint", None)
+            group.pop("state_layout", None)
         self._flat.clear()  # the loaded tensors are packed again at the next step
 
 
 class _FlatState:
-    """One ``(L, N, H)`` buffer pair for the parameters of a fused bucket; each ``state[p]["h"]`` is
-    the view ``h[:, offset : offset + p.numel()]``."""
+    """One ``(L, H, N)`` buffer pair for the parameters of a fused bucket; each ``state[p]["h"]`` is
+    the view ``h[..., offset : offset + p.numel()]``."""
 
     def __init__(self, params: list[Tensor], h: Tensor, c: Tensor, sizes: list[int]) -> None:
         self.ids = [id(p) for p in params]
         self.h, self.c, self.sizes = h, c, sizes
-        self.h_views = list(h.split(sizes, dim=1))
-        self.c_views = list(c.split(sizes, dim=1))
+        self.h_views = list(h.split(sizes, dim=2))
+        self.c_views = list(c.split(sizes, dim=2))
 
     @classmethod
     def pack(cls, params: list[Tensor], states: list[dict[str, Any]], net: CoordinatewiseLSTM) -> _FlatState:

@@ -25,7 +25,7 @@ class UnrollState:
     """Where an optimizee is: parameters θ_t, per-parameter LSTM states, and the step t."""
 
     params: dict[str, Tensor]
-    h: dict[str, Tensor]  # name -> (num_layers, numel, hidden_size)
+    h: dict[str, Tensor]  # name -> (num_layers, hidden_size, numel): coordinates last
     c: dict[str, Tensor]
     step: int = 0
 

@@ -103,6 +103,11 @@ def carry_group(rank: int) -> str:
     return "carry" if rank == 0 else f"carry-rank{rank}"
 
 
+# A checkpoint's ``carry_layout``: its carried LSTM states are ``(L, H, numel)``. Mid-horizon
+# checkpoints without it (metashot 0.1) hold ``(L, numel, H)``; they are transposed on load.
+CARRY_LAYOUT = "layers-hidden-coordinates"
+
+
 def _pack_carry(states: dict[int, UnrollState]) -> dict[str, Tensor]:
     """``{"J/params|h|c/NAME": tensor}`` for optimizee J (its index in the global meta-batch)."""
     return {
@@ -114,8 +119,11 @@ def _pack_carry(states: dict[int, UnrollState]) -> dict[str, Tensor]:
 
 
 def _unpack_carry(
-    group: dict[str, Tensor], problems: dict[int, Problem], t: int, device: str, where: str
+    group: dict[str, Tensor], problems: dict[int, Problem], t: int, device: str, where: str, *, layout: str | None
 ) -> dict[int, UnrollState]:
+    if layout not in (None, CARRY_LAYOUT):
+        raise CheckpointError(f"{where}: unknown carry layout {layout!r}; this metashot reads {CARRY_LAYOUT!r}")
+    old_layout = layout is None
     states = {}
     for j, problem in problems.items():
         order = list(problem.init())  # dict order matters (fused LSTM state rows follow it)
@@ -124,6 +132,8 @@ def _unpack_carry(
             prefix = f"{j}/{kind}/"
             found = {k[len(prefix):]: v for k, v in group.items() if k.startswith(prefix)}
             names = [n for n in order if n in found] + sorted(n for n in found if n not in order)
+            if kind != "params" and old_layout:
+                return {n: found[n].transpose(1, 2).contiguous().to(device) for n in names}
             return {n: found[n].to(device) for n in names}
 
         states[j] = UnrollState(params=pick("params"), h=pick("h"), c=pick("c"), step=t)
@@ -287,7 +297,8 @@ def _meta_train(
         if ckpt.state.get("problem_seeds") is not None:  # written mid-horizon: continue those optimizees
             seeds, t = [int(s) for s in ckpt.state["problem_seeds"]], int(ckpt.state["t"])
             problems = {j: train_task.sample(seeds[j], device=dev) for j in mine}
-            states = _unpack_carry(ckpt.group(carry_group(ctx.rank)), problems, t, dev, str(ckpt.path))
+            states = _unpack_carry(ckpt.group(carry_group(ctx.rank)), problems, t, dev, str(ckpt.path),
+                                   layout=ckpt.state.get("carry_layout"))
             good_copy = (ckpt.group("rollback-model"), load_optimizer_tensors(ckpt.group("rollback-optimizer")))
         metrics.truncate_after(step)
         if ctx.is_main:
@@ -320,7 +331,7 @@ def _meta_train(
                 tensors.update({carry_group(r): part for r, part in enumerate(carried)})
                 tensors["rollback-model"] = good_copy[0]
                 tensors["rollback-optimizer"] = optimizer_tensors(good_copy[1])
-                state.update(t=t, problem_seeds=seeds)
+                state.update(t=t, problem_seeds=seeds, carry_layout=CARRY_LAYOUT)
             save_checkpoint(run_dir, config=to_dict(config), tensors=tensors, state=state)
         distrib.barrier(ctx)
 
