@@ -32,6 +32,15 @@ def test_meta_train_writes_a_resumable_run_with_a_selected_model(trained_run, ca
     assert summary["step"] == 3 and summary["config"]["unroll"] == 20
 
 
+def test_meta_train_loss_weighting_flag_reaches_the_run_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["optim", "meta-train", "--task", "quadratic", "--out", str(out), "--max-steps", "1",
+                 "--no-progress", "--device", "cpu", "--num-val", "1", "--loss-weighting", "linear", "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["config"]["loss_weighting"] == "linear"
+    assert json.loads((out / "config.json").read_text())["loss_weighting"] == "linear"
+
+
 def test_compare_prints_the_documented_json_and_draws_the_plot(trained_run, tmp_path, capsys):
     plot = tmp_path / "fig.png"
     code = main(["optim", "compare", "--checkpoint", str(trained_run), "--task", "quadratic", "--steps", "5",

@@ -7,9 +7,10 @@ import logging
 import pytest
 import torch
 
-from metashot.errors import NonFiniteLossError
+from metashot.errors import NonFiniteLossError, UsageError
 from metashot.optim import CoordinatewiseLSTM, MetaTrainConfig, QuadraticTask, init_state, meta_train, unroll
 from metashot.optim import tasks as tasks_module
+from metashot.optim.meta import step_weight
 from metashot.training import load_checkpoint
 
 TINY = dict(task="quadratic", num_epochs=4, horizon=4, unroll=2, eval_every=2, num_val=2, checkpoint_every=2)
@@ -28,6 +29,30 @@ def test_unroll_meta_loss_reaches_every_lstm_weight_and_second_order_differs():
         grads[second_order] = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
         assert torch.isfinite(grads[second_order]).all() and (grads[second_order] != 0).all()
     assert not torch.allclose(grads[False], grads[True])
+
+
+def test_linear_weighting_averages_to_one_and_weights_each_loss_by_its_step_in_the_horizon():
+    assert sum(step_weight(t, 100, "linear") for t in range(100)) == pytest.approx(100.0)
+    assert step_weight(99, 100, "linear") == pytest.approx(200 / 101)
+    assert {step_weight(t, 7) for t in range(9)} == {1.0}
+    with pytest.raises(ValueError, match="unknown weighting"):
+        step_weight(0, 10, "log")
+    with pytest.raises(UsageError, match="loss_weighting"):
+        MetaTrainConfig(task="quadratic", loss_weighting="log")
+
+    torch.manual_seed(0)
+    net = CoordinatewiseLSTM()
+    problem = QuadraticTask(num_problems=3).sample(0)
+    first = init_state(net, problem.init())
+    _, _, middle = unroll(net, problem, first, 2)  # steps 0-1 of a horizon of 4; now at t = 2
+    uniform, losses, end = unroll(net, problem, middle.detached(), 2)
+    weighted, same_losses, _ = unroll(net, problem, middle.detached(), 2, weighting="linear", horizon=4)
+    final = float(problem.loss(end.params, end.step))
+    assert same_losses == losses
+    assert float(uniform) == pytest.approx(sum(losses) + final, rel=1e-6)
+    # w_t = 2 (t + 1) / 5 at t = 2, 3 and the final loss at t = 4
+    expected = 2 * (3 * losses[0] + 4 * losses[1] + 5 * final) / 5
+    assert float(weighted) == pytest.approx(expected, rel=1e-6)
 
 
 def test_fused_parameters_give_the_same_trajectory_up_to_rounding():

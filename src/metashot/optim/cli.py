@@ -36,6 +36,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--meta-lr", type=float, default=None, help="Adam learning rate of the LSTM (1e-3)")
     p.add_argument("--second-order", action="store_true", default=None, help="keep second derivatives")
     p.add_argument("--grad-clip", type=float, default=None, help="clip the meta-gradient norm")
+    p.add_argument("--loss-weighting", choices=("uniform", "linear"), default=None,
+                   help="w_t of the meta-loss: uniform (paper) or linear, 2(t+1)/(horizon+1) (rewards late progress)")
     p.add_argument("--fuse-parameters", action="store_true", default=None,
                    help="one LSTM call over all coordinates per step (faster on GPU)")
     p.add_argument("--eval-every", type=positive_int, default=None, help="epochs between validations")
@@ -95,6 +97,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         meta_lr=args.meta_lr,
         second_order=args.second_order,
         grad_clip=args.grad_clip,
+        loss_weighting=args.loss_weighting,
         fuse_parameters=args.fuse_parameters,
         eval_every=args.eval_every,
         num_val=args.num_val,

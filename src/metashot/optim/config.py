@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from metashot.errors import UsageError
 
 PREPROCESS_CHOICES = ("log-sign", "none")
+LOSS_WEIGHTINGS = ("uniform", "linear")  # see metashot.optim.meta.step_weight
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +71,11 @@ class MetaTrainConfig:
         default=False, metadata={"help": "one LSTM call over all coordinates per step (faster on GPU)"}
     )
     grad_clip: float | None = field(default=None, metadata={"help": "clip the meta-gradient norm (None: off)"})
+    loss_weighting: str = field(
+        default="uniform",
+        metadata={"help": "w_t of the meta-loss sum_t w_t f(theta_t): uniform (paper) or linear (2(t+1)/(horizon+1), "
+                          "rewards late progress); validation uses the same weights"},
+    )
     eval_every: int = field(default=50, metadata={"help": "epochs between validations (model selection)"})
     num_val: int = field(default=8, metadata={"help": "held-out validation optimizees"})
     checkpoint_every: int = field(default=50, metadata={"help": "epochs between checkpoints"})
@@ -93,6 +99,8 @@ class MetaTrainConfig:
             raise UsageError(f"meta_batch must be >= 1, got {self.meta_batch}")
         if self.meta_lr <= 0:
             raise UsageError(f"meta_lr must be > 0, got {self.meta_lr}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise UsageError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}")
 
     @property
     def unrolls_per_epoch(self) -> int:

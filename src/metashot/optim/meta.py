@@ -1,7 +1,8 @@
 """The functional inner loop and its truncated-BPTT meta-loss (paper, Section 2 and Eq. 3).
 
 ``unroll`` runs the optimizee for a few steps under the learned optimizer, keeping the graph from
-the optimizer's weights φ to every θ_t, and returns L(φ) = Σ_t w_t f(θ_t) with w_t = 1. Following
+the optimizer's weights φ to every θ_t, and returns L(φ) = Σ_t w_t f(θ_t), w_t = 1 as in the paper
+(or growing with t, ``weighting="linear"``: :func:`step_weight`). Following
 the paper, the optimizee's gradients ∇_t are treated as constants (``detach``: ∂∇_t/∂φ = 0); with
 ``second_order=True`` they are kept (``create_graph=True``). Truncation (learned_optimization's
 ``truncated_step``) is done by :meth:`UnrollState.detached` between unrolls.
@@ -101,6 +102,24 @@ def optimizer_step(
     return UnrollState(params=params, h=h, c=c, step=state.step + 1)
 
 
+WEIGHTINGS = ("uniform", "linear")
+
+
+def step_weight(t: int, horizon: int, weighting: str = "uniform") -> float:
+    """w_t of the meta-loss Σ_t w_t f(θ_t) for the loss at step ``t`` (0 = the initial θ) of a ``horizon``.
+
+    ``"uniform"``: w_t = 1 (the paper). ``"linear"``: w_t = 2 (t + 1) / (horizon + 1), which averages to 1
+    over t = 0 … horizon − 1 and puts 3x more weight on the second half of the horizon than on the first:
+    an objective that rewards progress late in a long run, where a uniform sum is dominated by the
+    large early losses. Steps past the horizon keep growing linearly.
+    """
+    if weighting == "uniform":
+        return 1.0
+    if weighting == "linear":
+        return 2.0 * (t + 1) / (horizon + 1)
+    raise ValueError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
+
+
 def unroll(
     net: CoordinatewiseLSTM,
     problem: Problem,
@@ -109,6 +128,8 @@ def unroll(
     *,
     second_order: bool = False,
     include_final: bool = True,
+    weighting: str = "uniform",
+    horizon: int | None = None,
 ) -> tuple[Tensor, list[float], UnrollState]:
     """Run ``steps`` optimizer steps from ``state``; return ``(meta_loss, losses, new_state)``.
 
@@ -119,13 +140,18 @@ def unroll(
         steps: number of updates (the truncation length T, 20 in the paper).
         second_order: keep ∂∇_t/∂φ (the paper drops it).
         include_final: add f(θ) after the last update, as DeepMind's released code does.
+        weighting: w_t of each loss, see :func:`step_weight` (``t`` = ``state.step``, the step within the
+            horizon, so truncated unrolls weight their losses by where they are in the horizon).
+        horizon: the horizon of :func:`step_weight` (default: ``steps``).
 
     Returns:
-        ``meta_loss``: scalar Σ f_t(θ_t) over the visited θ (differentiable in φ); ``losses``: the
+        ``meta_loss``: scalar Σ w_t f_t(θ_t) over the visited θ (differentiable in φ); ``losses``: the
         float f_t(θ_t) before each update (the optimizee's training curve); ``new_state``.
     """
     meta_loss = torch.zeros((), device=next(iter(state.params.values())).device)
     losses: list[Tensor] = []
+    horizon = steps if horizon is None else horizon
+    step_weight(0, horizon, weighting)  # an unknown weighting fails before any work
     for _ in range(steps):
         params = {
             k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in state.params.items()
@@ -137,9 +163,9 @@ def unroll(
             loss, [params[k] for k in names], create_graph=second_order, retain_graph=True
         )
         grad_dict = {k: g if second_order else g.detach() for k, g in zip(names, grads)}
-        meta_loss = meta_loss + loss
+        meta_loss = meta_loss + loss * step_weight(state.step, horizon, weighting)
         losses.append(loss.detach())  # no .item() here: keeps GPU work asynchronous
         state = optimizer_step(net, state, grad_dict)
     if include_final:
-        meta_loss = meta_loss + problem.loss(state.params, state.step)
+        meta_loss = meta_loss + problem.loss(state.params, state.step) * step_weight(state.step, horizon, weighting)
     return meta_loss, torch.stack(losses).tolist(), state

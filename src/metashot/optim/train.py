@@ -43,7 +43,7 @@ from metashot.errors import CheckpointError, NonFiniteLossError, UsageError
 from metashot.optim.config import MetaTrainConfig
 from metashot.optim.coordinatewise import CoordinatewiseLSTM
 from metashot.optim.evaluate import TRAIN_SEED_LIMIT, learned_factory, run_many, val_problem_seed
-from metashot.optim.meta import UnrollState, init_state, unroll
+from metashot.optim.meta import UnrollState, init_state, step_weight, unroll
 from metashot.optim.tasks import Problem, Task, make_task
 from metashot.training import (
     MetricsLogger,
@@ -83,7 +83,8 @@ class MetaTrainResult:
 def validate(
     net: CoordinatewiseLSTM, task: Task, config: MetaTrainConfig, device: str, ctx: distrib.DistContext | None = None
 ) -> float:
-    """Mean loss over the horizon on the validation problems (the meta-objective, per step).
+    """Mean loss over the horizon on the validation problems (the meta-objective, per step: weighted by
+    ``config.loss_weighting``'s w_t, normalised by Σ w_t).
 
     With a distributed ``ctx`` each rank runs problems ``rank, rank + W, ...`` and the per-problem
     scores are gathered, so every rank returns the single-process value (same order of summation).
@@ -91,11 +92,17 @@ def validate(
     rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     mine = list(distrib.shard_indices(config.num_val, rank, world))
     curves = run_many(task, learned_factory(net), [val_problem_seed(i) for i in mine], config.horizon, device)
-    scores = {i: sum(c) / len(c) for i, c in zip(mine, curves)}
+    scores = {i: _weighted_mean(c, config) for i, c in zip(mine, curves)}
     if world > 1:
         scores = {i: v for part in distrib.gather_objects(scores, ctx) for i, v in part.items()}
     value = sum(scores[i] for i in range(config.num_val)) / config.num_val
     return value if math.isfinite(value) else math.inf
+
+
+def _weighted_mean(curve: list[float], config: MetaTrainConfig) -> float:
+    """Σ w_t f_t / Σ w_t over the curve's steps (the plain mean for uniform weights)."""
+    weights = [step_weight(t, config.horizon, config.loss_weighting) for t in range(len(curve))]
+    return sum(w * f for w, f in zip(weights, curve)) / sum(weights)
 
 
 def carry_group(rank: int) -> str:
@@ -362,7 +369,8 @@ def _meta_train(
         new_states: dict[int, UnrollState] = {}
         for j in mine:  # one backward per optimizee: the graph of one unroll at a time
             meta_loss, losses, new_states[j] = unroll(
-                net, problems[j], states[j].detached(), config.unroll, second_order=config.second_order
+                net, problems[j], states[j].detached(), config.unroll, second_order=config.second_order,
+                weighting=config.loss_weighting, horizon=config.horizon,
             )
             value = float(meta_loss.detach())
             if not math.isfinite(value):
