@@ -50,6 +50,9 @@ EXPERIMENTS = (
                 "(not in paper)", "l2l-mnist-mlp-mixed", "mnist-mlp-relu", 100, None, ("adam",)),
     _Experiment("mnist-mlp-relu-tuned", "Beyond the paper: LSTM meta-trained on ReLU MLPs (from the mixed one) beats "
                 "every tuned baseline on ReLU", "(not in paper)", "l2l-mnist-mlp-relu", "mnist-mlp-relu", 100, None),
+    _Experiment("mnist-mlp-deep-mixed-arch", "Beyond the paper: LSTM meta-trained on a mixture of architectures (two-layer "
+                "MLPs included) beats every tuned baseline on two hidden layers", "(not in paper)",
+                "l2l-mnist-mlp-mixed-arch", "mnist-mlp-deep", 100, None),
 )
 
 # The task each checkpoint was meta-trained on (for the "how to train it" hint when one is missing):
