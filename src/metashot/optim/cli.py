@@ -18,6 +18,7 @@ from metashot.cliutils import (
 )
 from metashot.config import to_dict
 from metashot.errors import UsageError
+from metashot.optim.config import LOSS_WEIGHTINGS, PREPROCESS_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--meta-lr", type=float, default=None, help="Adam learning rate of the LSTM (1e-3)")
     p.add_argument("--second-order", action="store_true", default=None, help="keep second derivatives")
     p.add_argument("--grad-clip", type=float, default=None, help="clip the meta-gradient norm")
-    p.add_argument("--loss-weighting", choices=("uniform", "linear"), default=None,
+    p.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default=None,
                    help="w_t of the meta-loss: uniform (paper) or linear, 2(t+1)/(horizon+1) (rewards late progress)")
     p.add_argument("--fuse-parameters", action="store_true", default=None,
                    help="one LSTM call over all coordinates per step (faster on GPU)")
@@ -45,7 +46,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=positive_int, default=None, help="epochs between checkpoints")
     p.add_argument("--hidden-size", type=positive_int, default=None, help="LSTM units per layer (20)")
     p.add_argument("--num-layers", type=positive_int, default=None, help="LSTM layers (2)")
-    p.add_argument("--preprocess", choices=("log-sign", "none"), default=None, help="gradient preprocessing")
+    p.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default=None, help="gradient preprocessing")
     p.add_argument("--preprocess-p", type=float, default=None, help="p of the log-sign preprocessing (10)")
     p.add_argument("--output-scale", type=float, default=None, help="output scale of the update (0.1)")
     p.add_argument("--meta-batch-size", type=positive_int, default=None,

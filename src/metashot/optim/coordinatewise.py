@@ -18,11 +18,31 @@ import torch
 from torch import Tensor, nn
 
 from metashot.config import from_dict
-from metashot.errors import UsageError
+from metashot.errors import CheckpointError, UsageError
 from metashot.optim.config import LSTMOptimizerConfig
 from metashot.optim.functional import lstm_update, prepare_gates, update_block
 
 # ---------------------------------------------------------------------------------------------------
+
+# The state layout of :meth:`CoordinatewiseLSTM.initial_state`, ``(layers, hidden, coordinates)``, as
+# recorded next to saved states (optimizer ``state_dict``s, mid-horizon meta-training checkpoints).
+# metashot 0.1 saved ``(layers, coordinates, hidden)`` and recorded no layout.
+STATE_LAYOUT = "layers-hidden-coordinates"
+
+
+def state_from_layout(tensor: Tensor, layout: str | None, what: str) -> Tensor:
+    """A saved ``h`` or ``c`` in :data:`STATE_LAYOUT`: as is when ``layout`` is it, transposed from
+    metashot 0.1's ``(layers, coordinates, hidden)`` when ``layout`` is None (not recorded).
+
+    Raises:
+        CheckpointError: an unknown ``layout`` (saved by a newer metashot?), naming ``what`` was loaded.
+    """
+    if layout == STATE_LAYOUT:
+        return tensor
+    if layout is None:
+        return tensor.transpose(1, 2)
+    raise CheckpointError(f"unknown {what} layout {layout!r}; this metashot reads {STATE_LAYOUT!r} "
+                          "(saved by a newer metashot?)")
 
 
 class CoordinatewiseLSTM(nn.Module):

@@ -14,35 +14,23 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from metashot.errors import CheckpointError, UsageError
-from metashot.optim.coordinatewise import CoordinatewiseLSTM
+from metashot.optim.coordinatewise import STATE_LAYOUT, CoordinatewiseLSTM, state_from_layout
 from metashot.optim.functional import update_block
 
 # ---------------------------------------------------------------------------------------------------
 
-# Layout of the saved ``h``/``c`` (recorded in each saved param group): ``(L, H, numel)``. Before
-# metashot 0.2 they were ``(L, numel, H)`` and param groups carried no ``state_layout``.
-STATE_LAYOUT = "layers-hidden-coordinates"
-
-
 def _coordinates_last(state_dict: dict[str, Any]) -> dict[str, Any]:
-    """``state_dict`` with the ``h``/``c`` of groups saved in the old ``(L, numel, H)`` layout transposed
-    to ``(L, H, numel)`` (a shallow copy; the caller's dict is not modified)."""
-    old = []
+    """``state_dict`` with every group's ``h``/``c`` in :data:`STATE_LAYOUT` (each group records its
+    ``state_layout``; see :func:`state_from_layout`). A shallow copy; the caller's dict is not modified."""
+    states = dict(state_dict["state"])
     for group in state_dict["param_groups"]:
         layout = group.get("state_layout")
-        if layout is None:
-            old.extend(group["params"])
-        elif layout != STATE_LAYOUT:
-            raise CheckpointError(
-                f"unknown optimizer state layout {layout!r}; this metashot reads {STATE_LAYOUT!r} (a newer "
-                "metashot saved it?)"
-            )
-    states = dict(state_dict["state"])
-    for index in old:
-        if index in states:
-            states[index] = {
-                k: (v.transpose(1, 2) if k in ("h", "c") and v.dim() == 3 else v) for k, v in states[index].items()
-            }
+        for index in group["params"]:
+            if index in states:
+                states[index] = {
+                    k: (state_from_layout(v, layout, "optimizer state") if k in ("h", "c") else v)
+                    for k, v in states[index].items()
+                }
     return {**state_dict, "state": states}
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from metashot.optim.config import LOSS_WEIGHTINGS
 from metashot.optim.coordinatewise import CoordinatewiseLSTM
 from metashot.optim.tasks import Problem
 
@@ -102,9 +103,6 @@ def optimizer_step(
     return UnrollState(params=params, h=h, c=c, step=state.step + 1)
 
 
-WEIGHTINGS = ("uniform", "linear")
-
-
 def step_weight(t: int, horizon: int, weighting: str = "uniform") -> float:
     """w_t of the meta-loss Σ_t w_t f(θ_t) for the loss at step ``t`` (0 = the initial θ) of a ``horizon``.
 
@@ -117,7 +115,7 @@ def step_weight(t: int, horizon: int, weighting: str = "uniform") -> float:
         return 1.0
     if weighting == "linear":
         return 2.0 * (t + 1) / (horizon + 1)
-    raise ValueError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
+    raise ValueError(f"unknown weighting {weighting!r}; use one of {LOSS_WEIGHTINGS}")
 
 
 def unroll(

@@ -41,7 +41,7 @@ from torch import Tensor
 from metashot.config import from_dict, save_json, to_dict
 from metashot.errors import CheckpointError, NonFiniteLossError, UsageError
 from metashot.optim.config import MetaTrainConfig
-from metashot.optim.coordinatewise import CoordinatewiseLSTM
+from metashot.optim.coordinatewise import STATE_LAYOUT, CoordinatewiseLSTM, state_from_layout
 from metashot.optim.evaluate import TRAIN_SEED_LIMIT, learned_factory, run_many, val_problem_seed
 from metashot.optim.meta import UnrollState, init_state, step_weight, unroll
 from metashot.optim.tasks import Problem, Task, make_task
@@ -110,11 +110,6 @@ def carry_group(rank: int) -> str:
     return "carry" if rank == 0 else f"carry-rank{rank}"
 
 
-# A checkpoint's ``carry_layout``: its carried LSTM states are ``(L, H, numel)``. Mid-horizon
-# checkpoints without it (metashot 0.1) hold ``(L, numel, H)``; they are transposed on load.
-CARRY_LAYOUT = "layers-hidden-coordinates"
-
-
 def _pack_carry(states: dict[int, UnrollState]) -> dict[str, Tensor]:
     """``{"J/params|h|c/NAME": tensor}`` for optimizee J (its index in the global meta-batch)."""
     return {
@@ -128,9 +123,7 @@ def _pack_carry(states: dict[int, UnrollState]) -> dict[str, Tensor]:
 def _unpack_carry(
     group: dict[str, Tensor], problems: dict[int, Problem], t: int, device: str, where: str, *, layout: str | None
 ) -> dict[int, UnrollState]:
-    if layout not in (None, CARRY_LAYOUT):
-        raise CheckpointError(f"{where}: unknown carry layout {layout!r}; this metashot reads {CARRY_LAYOUT!r}")
-    old_layout = layout is None
+    """``layout``: the checkpoint's ``carry_layout`` (None: metashot 0.1, see :func:`state_from_layout`)."""
     states = {}
     for j, problem in problems.items():
         order = list(problem.init())  # dict order matters (fused LSTM state rows follow it)
@@ -139,8 +132,8 @@ def _unpack_carry(
             prefix = f"{j}/{kind}/"
             found = {k[len(prefix):]: v for k, v in group.items() if k.startswith(prefix)}
             names = [n for n in order if n in found] + sorted(n for n in found if n not in order)
-            if kind != "params" and old_layout:
-                return {n: found[n].transpose(1, 2).contiguous().to(device) for n in names}
+            if kind != "params":
+                return {n: state_from_layout(found[n], layout, f"carry ({where})").contiguous().to(device) for n in names}
             return {n: found[n].to(device) for n in names}
 
         states[j] = UnrollState(params=pick("params"), h=pick("h"), c=pick("c"), step=t)
@@ -338,7 +331,7 @@ def _meta_train(
                 tensors.update({carry_group(r): part for r, part in enumerate(carried)})
                 tensors["rollback-model"] = good_copy[0]
                 tensors["rollback-optimizer"] = optimizer_tensors(good_copy[1])
-                state.update(t=t, problem_seeds=seeds, carry_layout=CARRY_LAYOUT)
+                state.update(t=t, problem_seeds=seeds, carry_layout=STATE_LAYOUT)
             save_checkpoint(run_dir, config=to_dict(config), tensors=tensors, state=state)
         distrib.barrier(ctx)
 
