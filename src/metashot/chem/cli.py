@@ -70,9 +70,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--prior-samples", type=positive_int, default=5000, help="prior samples (paper: 5000)")
     p.add_argument("--save-decodes", default=None, help="also write the decoded strings to this JSON file")
     p.add_argument("--from-decodes", default=None, help="score decodes saved by --save-decodes (no decoding)")
-    p.add_argument("--constrained", action="store_true",
-                   help="syntax-constrained decoding: mask tokens that would unbalance branches or ring bonds "
-                        "(SMILES vocabularies; off by default, as in the paper)")
+    _add_constrained(p)
     add_data_dir(p)
     add_device(p)
     add_seed(p)
@@ -83,9 +81,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint(p)
     p.add_argument("-n", type=positive_int, default=100, help="number of prior samples")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
-    p.add_argument("--constrained", action="store_true",
-                   help="syntax-constrained decoding: mask tokens that would unbalance branches or ring bonds "
-                        "(SMILES vocabularies; off by default, as in the paper)")
+    _add_constrained(p)
     p.add_argument("--image", default=None, help="write a grid of the valid molecules (PNG)")
     add_device(p)
     add_seed(p)
@@ -146,6 +142,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _add_checkpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder or exported checkpoint folder")
+
+
+def _add_constrained(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--constrained", action="store_true",
+                   help="syntax-constrained decoding: mask tokens that would unbalance branches or ring bonds "
+                        "(SMILES vocabularies; off by default, as in the paper)")
 
 
 # ---------------------------------------------------------------------------------------------
