@@ -17,16 +17,9 @@
 # Writes $OUT/summary.txt, $OUT/optim_speed_cuda.json and $OUT/results.tgz.part-* (<= 15 MB each).
 # Afterwards, here: mkdir x && cat OUT/results.tgz.part-* | tar -C x -xzf -
 set -u
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-: "${OUT:?set OUT}"
-MINUTES="${MINUTES:-7}"
-export DEVICE="${DEVICE:-cuda}"
-PY="${PYTHON:-python3}"
-work=$(mktemp -d /tmp/metashot-levers.XXXX)
 # shellcheck source=scripts/device/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-machine_info "$work/machine.txt"
+driver_setup levers 7  # OUT required; root, MINUTES, DEVICE, PY, work; machine_info in $work
 
 if [ -z "${SKIP_BENCH:-}" ]; then
   PYTHONPATH="$root/src" timeout 90 "$PY" benchmarks/optim_speed.py --device "$DEVICE" --repeats 20 --warmup 5 \

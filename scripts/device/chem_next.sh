@@ -19,16 +19,9 @@
 # docs/chem.md, "GPU runs"). Afterwards, here: mkdir x && cat OUT/results.tgz.part-* | tar -C x -xzf -
 # and score each run: metashot chem evaluate --checkpoint x/RUN/model --from-decodes x/RUN/decodes.json --json
 set -u
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-: "${OUT:?set OUT}"
-MINUTES="${MINUTES:-6}"
-export DEVICE="${DEVICE:-cuda}"
-PY="${PYTHON:-python3}"
-work=$(mktemp -d /tmp/metashot-next.XXXX)
 # shellcheck source=scripts/device/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-machine_info "$work/machine.txt"
+driver_setup next 6  # OUT required; root, MINUTES, DEVICE, PY, work; machine_info in $work
 [ -z "${SKIP_BENCH:-}" ] && OUT="$OUT" PYTHON="$PY" bash scripts/device/optim_speed.sh
 
 # kl midpoint -1 with slope 16: the weight is KL * sigmoid(16) from the first step (no re-annealing)

@@ -13,6 +13,19 @@ machine_info() {
   cat "$1"
 }
 
+# driver_setup NAME MINUTES: the common start of a driver: require OUT, cd to the repository root (root),
+# default MINUTES, DEVICE (exported; cuda) and PY, make the work folder $work and record machine_info there.
+driver_setup() {
+  : "${OUT:?set OUT}"
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  cd "$root" || exit 1
+  MINUTES="${MINUTES:-$2}"
+  export DEVICE="${DEVICE:-cuda}"
+  PY="${PYTHON:-python3}"
+  work=$(mktemp -d "/tmp/metashot-$1.XXXX")
+  machine_info "$work/machine.txt"
+}
+
 # chem_summary WORK: machine.txt, then each chem_job.sh run folder's summary, evaluation and log tail.
 chem_summary() {
   cat "$1/machine.txt"
