@@ -66,7 +66,7 @@ def lstm_input(grad: Tensor, *, preprocess: str, p: float) -> Tensor:
 # Layout: coordinates last. The state of layer l is ``(H, n)`` and a layer's gates ``(4H, n)`` =
 # ``W (4H, in + H) @ [x; h] (in + H, n)``, so each gate (i, f, g, o) is a contiguous ``(H, n)`` slab
 # and the element-wise work runs over contiguous memory (with coordinates first, the gates were
-# strided column slices of an ``(n, 4H)`` matrix). Measured on CPU: one block ~7% faster, meta-training
+# strided column slices of an ``(n, 4H)`` matrix). Measured on CPU: one block ~8% faster, meta-training
 # 9-18% faster, the deployed step unchanged (results/optim/layout-ab/).
 
 
