@@ -18,7 +18,7 @@ from metashot.cliutils import (
 )
 from metashot.config import to_dict
 from metashot.errors import UsageError
-from metashot.optim.config import LOSS_WEIGHTINGS, PREPROCESS_CHOICES
+from metashot.optim.config import LOSS_WEIGHTINGS, OUTPUT_ACTIVATIONS, PREPROCESS_CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=positive_int, default=None, help="epochs between checkpoints")
     p.add_argument("--hidden-size", type=positive_int, default=None, help="LSTM units per layer (20)")
     p.add_argument("--num-layers", type=positive_int, default=None, help="LSTM layers (2)")
-    p.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default=None, help="gradient preprocessing")
+    p.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default=None,
+                   help="gradient preprocessing: log-sign (paper), none, or adam (RNNprop's normalised moments)")
+    p.add_argument("--moment-decay", type=float, default=None, help="beta of the adam preprocessing (0.95)")
     p.add_argument("--preprocess-p", type=float, default=None, help="p of the log-sign preprocessing (10)")
     p.add_argument("--output-scale", type=float, default=None, help="output scale of the update (0.1)")
+    p.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS, default=None,
+                   help="linear (paper) or tanh: update = scale * tanh(out), bounded steps (RNNprop)")
     p.add_argument("--meta-batch-size", type=positive_int, default=None,
                    help="quadratics bundled (summed) into each optimizee (quadratic only; default 128 there)")
     p.add_argument("--meta-batch", type=positive_int, default=None,
@@ -107,10 +111,18 @@ def _meta_train(args: argparse.Namespace) -> int:
         num_layers=args.num_layers,
         preprocess=args.preprocess,
         preprocess_p=args.preprocess_p,
+        moment_decay=args.moment_decay,
         output_scale=args.output_scale,
+        output_activation=args.output_activation,
         lstm_groups=_lstm_groups(args.separate_lstms),
         meta_batch=args.meta_batch,
     )
+    if args.init_from is not None:
+        _check_init_from(args.init_from, {
+            "hidden_size": args.hidden_size, "num_layers": args.num_layers, "preprocess": args.preprocess,
+            "preprocess_p": args.preprocess_p, "moment_decay": args.moment_decay, "output_scale": args.output_scale,
+            "output_activation": args.output_activation, "lstm_groups": _lstm_groups(args.separate_lstms),
+        })
     world = distributed.world_size()
     if args.meta_batch is None and world > 1:  # torchrun without --meta-batch: one optimizee per process
         config = with_overrides(config, meta_batch=world)
@@ -140,6 +152,21 @@ def _meta_train(args: argparse.Namespace) -> int:
             f"({result.stopped_by}); optimizer in {Path(args.out) / 'best'}"
         )
     return 0
+
+
+def _check_init_from(init_from: str, flags: dict[str, object]) -> None:
+    """The network flags given with ``--init-from`` must match the optimizer loaded from it: its weights fix
+    the architecture, so a differing flag would be silently ignored."""
+    from metashot.optim.coordinatewise import CoordinatewiseLSTM
+
+    loaded = CoordinatewiseLSTM.from_pretrained(init_from).config
+    for name, value in flags.items():
+        if value is not None and value != getattr(loaded, name):
+            flag = "--separate-lstms" if name == "lstm_groups" else "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag} {value} conflicts with --init-from {init_from}, whose optimizer has {name} = "
+                f"{getattr(loaded, name)!r}: the loaded weights fix the architecture; drop {flag} or train from scratch"
+            )
 
 
 def _lstm_groups(value: str | None) -> tuple[str, ...] | None:

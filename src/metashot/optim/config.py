@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 
 from metashot.errors import UsageError
 
-PREPROCESS_CHOICES = ("log-sign", "none")
+PREPROCESS_CHOICES = ("log-sign", "none", "adam")
+OUTPUT_ACTIVATIONS = ("linear", "tanh")
 LOSS_WEIGHTINGS = ("uniform", "linear")  # see metashot.optim.meta.step_weight
 
 
@@ -16,9 +17,21 @@ class LSTMOptimizerConfig:
 
     hidden_size: int = field(default=20, metadata={"help": "hidden units per LSTM layer (paper: 20)"})
     num_layers: int = field(default=2, metadata={"help": "stacked LSTM layers (paper: 2)"})
-    preprocess: str = field(default="log-sign", metadata={"help": "gradient preprocessing: log-sign or none"})
+    preprocess: str = field(
+        default="log-sign",
+        metadata={"help": "gradient preprocessing: log-sign (paper), none (raw gradient) or adam (beyond the paper: "
+                          "Adam-normalised moments m/sqrt(v) and g/sqrt(v) as in RNNprop, Lv et al. 2017; "
+                          "keeps per-coordinate moment state)"},
+    )
     preprocess_p: float = field(default=10.0, metadata={"help": "p of the log-sign preprocessing (paper: 10)"})
-    output_scale: float = field(default=0.1, metadata={"help": "update = output_scale * linear(h) (paper: 0.1)"})
+    moment_decay: float = field(
+        default=0.95, metadata={"help": "beta of both moving averages of the adam preprocessing (RNNprop: 0.95)"}
+    )
+    output_scale: float = field(default=0.1, metadata={"help": "update = output_scale * act(linear(h)) (paper: 0.1)"})
+    output_activation: str = field(
+        default="linear",
+        metadata={"help": "act of the read-out: linear (paper) or tanh (bounded steps, as RNNprop)"},
+    )
     chunk_size: int | None = field(
         default=4096, metadata={"help": "coordinates per block on CPU (cache-sized working set); None = all at once"}
     )
@@ -44,6 +57,10 @@ class LSTMOptimizerConfig:
             raise UsageError(f"preprocess must be one of {PREPROCESS_CHOICES}, got {self.preprocess!r}")
         if self.preprocess_p <= 0:
             raise UsageError(f"preprocess_p must be > 0, got {self.preprocess_p}")
+        if not 0.0 <= self.moment_decay < 1.0:
+            raise UsageError(f"moment_decay must be in [0, 1), got {self.moment_decay}")
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise UsageError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {self.output_activation!r}")
         for name in ("chunk_size", "accelerator_chunk_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -51,7 +68,12 @@ class LSTMOptimizerConfig:
 
     @property
     def input_size(self) -> int:
-        return 2 if self.preprocess == "log-sign" else 1
+        return 1 if self.preprocess == "none" else 2
+
+    @property
+    def uses_moments(self) -> bool:
+        """Whether the optimizer keeps per-coordinate gradient moments (``preprocess="adam"``) next to ``(h, c)``."""
+        return self.preprocess == "adam"
 
 
 @dataclass(frozen=True, kw_only=True)

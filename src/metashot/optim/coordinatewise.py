@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from metashot.config import from_dict
 from metashot.errors import CheckpointError, UsageError
 from metashot.optim.config import LSTMOptimizerConfig
-from metashot.optim.functional import lstm_update, prepare_gates, update_block
+from metashot.optim.functional import MOMENT_ROWS, lstm_update, prepare_gates, update_block
 
 # ---------------------------------------------------------------------------------------------------
 
@@ -158,17 +158,42 @@ class CoordinatewiseLSTM(nn.Module):
         device = device if device is not None else self.device
         return torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device)
 
+    @property
+    def uses_moments(self) -> bool:
+        """Whether each coordinate also keeps gradient moments (``preprocess="adam"``): then
+        :meth:`forward` and :meth:`update_` take ``moments`` from :meth:`initial_moments`."""
+        return self.config.uses_moments
+
+    def initial_moments(self, n: int, *, device: torch.device | str | None = None) -> Tensor | None:
+        """Zero ``(3, n)`` moment state (rows m, v, w of :func:`~metashot.optim.functional.adam_features`)
+        when :attr:`uses_moments`, else None."""
+        if not self.uses_moments:
+            return None
+        return torch.zeros(MOMENT_ROWS, n, dtype=self.dtype, device=device if device is not None else self.device)
+
+    def _check_moments(self, moments: Tensor | None) -> None:
+        if self.uses_moments and moments is None:
+            raise UsageError("this optimizer (preprocess 'adam') keeps gradient moments: pass moments= "
+                             "(start from net.initial_moments(n))")
+        if not self.uses_moments and moments is not None:
+            raise UsageError(f"this optimizer (preprocess {self.config.preprocess!r}) keeps no moments; pass none")
+
     # -- the step ----------------------------------------------------------------------------------
 
-    def forward(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0, *, moments: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor] | tuple[Tensor, Tensor, Tensor, Tensor]:
         """``grad (n,)``, ``h, c (L, H, n)`` -> ``(update (n,), h_new, c_new)``; see :func:`lstm_update`.
 
         ``lstm``: which LSTM (see :meth:`lstm_index`); only 0 when one LSTM is shared by all.
+        ``moments``: the ``(3, n)`` moment state, required exactly when :attr:`uses_moments`; then the
+        new moments are returned too, ``(update, h_new, c_new, moments_new)``.
         """
         if self.config.lstm_groups:
-            return self.lstms[lstm](grad, h, c)
+            return self.lstms[lstm](grad, h, c, moments=moments)
         if lstm != 0:
             raise UsageError(f"LSTM index {lstm} out of range: this optimizer has one shared LSTM")
+        self._check_moments(moments)
         cfg = self.config
         return lstm_update(
             grad,
@@ -182,6 +207,9 @@ class CoordinatewiseLSTM(nn.Module):
             p=cfg.preprocess_p,
             output_scale=cfg.output_scale,
             chunk_size=self._chunk_size(grad),
+            output_activation=cfg.output_activation,
+            moments=moments,
+            moment_decay=cfg.moment_decay,
         )
 
     def _chunk_size(self, grad: Tensor) -> int | None:
@@ -190,9 +218,10 @@ class CoordinatewiseLSTM(nn.Module):
         return self.config.chunk_size if grad.device.type == "cpu" else self.config.accelerator_chunk_size
 
     @torch.no_grad()
-    def update_(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0, *,
-                block_fn: Callable[..., tuple[Tensor, list[Tensor], list[Tensor]]] = update_block) -> Tensor:
-        """Deployment step: like :meth:`forward`, but writes the new state into ``h`` and ``c``.
+    def update_(self, grad: Tensor, h: Tensor, c: Tensor, lstm: int = 0, *, moments: Tensor | None = None,
+                block_fn: Callable[..., tuple[Tensor, list[Tensor], list[Tensor], Tensor | None]] = update_block
+                ) -> Tensor:
+        """Deployment step: like :meth:`forward`, but writes the new state into ``h`` and ``c`` (and ``moments``).
 
         Processes ``chunk_size`` coordinates at a time and overwrites each block's state in place,
         so the peak memory is the state plus one block's buffers (not two copies of the state).
@@ -203,9 +232,10 @@ class CoordinatewiseLSTM(nn.Module):
             ``(n,)`` update.
         """
         if self.config.lstm_groups:
-            return self.lstms[lstm].update_(grad, h, c, block_fn=block_fn)
+            return self.lstms[lstm].update_(grad, h, c, moments=moments, block_fn=block_fn)
         if lstm != 0:
             raise UsageError(f"LSTM index {lstm} out of range: this optimizer has one shared LSTM")
+        self._check_moments(moments)
         cfg = self.config
         n = grad.shape[0]
         step = self._chunk_size(grad) or max(n, 1)
@@ -213,11 +243,15 @@ class CoordinatewiseLSTM(nn.Module):
         gates = self._deployment_gates()
         for start in range(0, n, step):
             stop = min(start + step, n)
-            block, hs, cs = block_fn(
+            block, hs, cs, ms = block_fn(
                 grad[start:stop], h[..., start:stop], c[..., start:stop], gates, self.out_weight, self.out_bias,
                 preprocess=cfg.preprocess, p=cfg.preprocess_p, output_scale=cfg.output_scale,
+                output_activation=cfg.output_activation,
+                moments=None if moments is None else moments[:, start:stop], moment_decay=cfg.moment_decay,
             )
             update[start:stop] = block
+            if moments is not None:
+                moments[:, start:stop] = ms
             for layer in range(cfg.num_layers):
                 h[layer, :, start:stop] = hs[layer]
                 c[layer, :, start:stop] = cs[layer]

@@ -51,13 +51,51 @@ def preprocess_gradients(grad: Tensor, p: float = 10.0) -> Tensor:
     return torch.stack(_log_sign(grad, p), dim=-1)
 
 
+# The moment state of ``preprocess="adam"``: rows (m, v, w) per coordinate, ``(MOMENT_ROWS, n)``.
+MOMENT_ROWS = 3
+ADAM_EPS = 1e-8
+
+
+def adam_features(grad: Tensor, moments: Tensor, beta: float, eps: float = ADAM_EPS) -> tuple[Tensor, Tensor]:
+    """RNNprop's inputs (Lv, Chen & Wen 2017, "Learning Gradient Descent: Better Generalization and
+    Longer Horizons", Eq. 5-6): Adam's bias-corrected moments, normalised.
+
+    ::
+
+        m ← β m + (1 − β) g,   v ← β v + (1 − β) g²,   w ← β w + (1 − β)      (w = 1 − β^t)
+        m̂ = m / w,   v̂ = v / w,   features = (m̂ / √(v̂ + ε²),  g / √(v̂ + ε²))
+
+    Both features are invariant to the scale of the gradient (f ↦ a f leaves them unchanged), so the
+    optimizer sees the same inputs on a problem whose loss is 10x larger. ``w`` is kept per coordinate
+    (rather than one step count) so coordinates that joined late are corrected from their own start;
+    ``√(v̂ + ε²)`` rather than ``√v̂ + ε`` keeps the derivative finite at ``v = 0``.
+
+    Args:
+        grad: ``(n,)`` gradient.
+        moments: ``(3, n)`` rows ``(m, v, w)``; zeros before the first step.
+        beta: the decay of both moving averages (RNNprop: 0.95).
+
+    Returns:
+        ``(features (2, n), new moments (3, n))``.
+    """
+    m, v, w = moments.unbind(0)
+    m = torch.lerp(grad, m, beta)  # β m + (1 − β) g
+    v = torch.lerp(grad * grad, v, beta)
+    w = w * beta + (1.0 - beta)
+    inv = torch.rsqrt(v / w + eps * eps)  # 1 / √(v̂ + ε²)
+    return torch.stack([m / w * inv, grad * inv]), torch.stack([m, v, w])
+
+
 def lstm_input(grad: Tensor, *, preprocess: str, p: float) -> Tensor:
-    """Per-coordinate LSTM input, coordinates last: ``(n,) -> (input_size, n)`` (2 for "log-sign", 1 for "none")."""
+    """Per-coordinate LSTM input of a stateless preprocessing, coordinates last: ``(n,) -> (input_size, n)``
+    (2 for "log-sign", 1 for "none"; "adam" keeps state: see :func:`adam_features`)."""
     if preprocess == "log-sign":
         return torch.stack(_log_sign(grad, p), dim=0)
     if preprocess == "none":
         return grad.unsqueeze(0)
-    raise ValueError(f"unknown preprocess {preprocess!r}; use 'log-sign' or 'none'")
+    if preprocess == "adam":
+        raise ValueError("preprocess 'adam' keeps moment state: call adam_features(grad, moments, beta)")
+    raise ValueError(f"unknown preprocess {preprocess!r}; use 'log-sign', 'none' or 'adam'")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -130,23 +168,34 @@ def update_block(
     preprocess: str,
     p: float,
     output_scale: float,
-) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    output_activation: str = "linear",
+    moments: Tensor | None = None,
+    moment_decay: float = 0.95,
+) -> tuple[Tensor, list[Tensor], list[Tensor], Tensor | None]:
     """:func:`lstm_update` on one block of coordinates, with gates from :func:`prepare_gates`.
 
     Args:
         grad: ``(n,)``; h, c: ``(L, H, n)`` (may be a column block of a larger state).
+        moments: ``(3, n)`` moment state, required by ``preprocess="adam"`` (else None).
 
     Returns:
-        ``(update (n,), [h_l (H, n)] * L, [c_l (H, n)] * L)``.
+        ``(update (n,), [h_l (H, n)] * L, [c_l (H, n)] * L, new moments (3, n) or None)``.
     """
-    x = lstm_input(grad, preprocess=preprocess, p=p)  # (input_size, n)
+    if preprocess == "adam":
+        if moments is None:
+            raise ValueError("preprocess 'adam' needs the (3, n) moment state")
+        x, moments = adam_features(grad, moments, moment_decay)  # (2, n)
+    else:
+        x = lstm_input(grad, preprocess=preprocess, p=p)  # (input_size, n)
+        moments = None
     hs, cs = [], []
     for layer, (weight, bias) in enumerate(gates):
         x, c_layer = _cell(x, h[layer], c[layer], weight, bias)
         hs.append(x)
         cs.append(c_layer)
-    update = torch.addmm(out_bias.unsqueeze(1), out_weight, x).squeeze(0) * output_scale  # (n,)
-    return update, hs, cs
+    out = torch.addmm(out_bias.unsqueeze(1), out_weight, x).squeeze(0)  # (n,)
+    update = (torch.tanh(out) if output_activation == "tanh" else out) * output_scale
+    return update, hs, cs, moments
 
 
 def lstm_update(
@@ -162,7 +211,10 @@ def lstm_update(
     p: float = 10.0,
     output_scale: float = 0.1,
     chunk_size: int | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
+    output_activation: str = "linear",
+    moments: Tensor | None = None,
+    moment_decay: float = 0.95,
+) -> tuple[Tensor, Tensor, Tensor] | tuple[Tensor, Tensor, Tensor, Tensor]:
     """The optimizer step m(∇_t, h_t; φ) -> (g_t, h_{t+1}) of the paper (Eq. 1 and Section 2.1).
 
     The same weights are applied to every coordinate independently (coordinate-wise LSTM), so the
@@ -176,26 +228,33 @@ def lstm_update(
         out_weight: ``(1, H)`` and out_bias ``(1,)``: the linear read-out of the top layer.
         preprocess: "log-sign" (paper, Appendix A) or "none" (raw gradient).
         p: preprocessing exponent.
-        output_scale: the update is ``output_scale * linear(h_top)`` (0.1 in the paper's text).
+        output_scale: the update is ``output_scale * act(linear(h_top))`` (0.1 in the paper's text).
         chunk_size: process the coordinates in blocks of this many (cache-sized working set; the
             result is the same up to float rounding). ``None`` processes all at once.
+        output_activation: ``act``: "linear" (the paper) or "tanh" (|update| < output_scale, as RNNprop).
+        moments: ``(3, n)`` moment state of ``preprocess="adam"`` (:func:`adam_features`), else None.
+        moment_decay: β of the adam preprocessing.
 
     Returns:
         ``(update, h_new, c_new)``: ``(n,)`` additive update θ_{t+1} = θ_t + update, and the new
-        ``(L, H, n)`` states.
+        ``(L, H, n)`` states; with ``moments``, also the new ``(3, n)`` moments (the output mirrors the input).
     """
     n = grad.shape[0]
     gates = [prepare_gates(w, b) for w, b in zip(weights, biases)]
-    kwargs = {"preprocess": preprocess, "p": p, "output_scale": output_scale}
+    kwargs = {"preprocess": preprocess, "p": p, "output_scale": output_scale, "output_activation": output_activation,
+              "moment_decay": moment_decay}
     if chunk_size is None or n <= chunk_size:
-        update, hs, cs = update_block(grad, h, c, gates, out_weight, out_bias, **kwargs)
-        return update, torch.stack(hs), torch.stack(cs)
-    updates, h_blocks, c_blocks = [], [], []
+        update, hs, cs, new_moments = update_block(grad, h, c, gates, out_weight, out_bias, moments=moments, **kwargs)
+        result = (update, torch.stack(hs), torch.stack(cs))
+        return result if moments is None else (*result, new_moments)
+    updates, h_blocks, c_blocks, m_blocks = [], [], [], []
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        u, hs, cs = update_block(grad[start:stop], h[..., start:stop], c[..., start:stop], gates, out_weight,
-                                 out_bias, **kwargs)
+        u, hs, cs, ms = update_block(grad[start:stop], h[..., start:stop], c[..., start:stop], gates, out_weight,
+                                     out_bias, moments=None if moments is None else moments[:, start:stop], **kwargs)
         updates.append(u)
         h_blocks.append(torch.stack(hs))
         c_blocks.append(torch.stack(cs))
-    return torch.cat(updates), torch.cat(h_blocks, dim=2), torch.cat(c_blocks, dim=2)
+        m_blocks.append(ms)
+    result = (torch.cat(updates), torch.cat(h_blocks, dim=2), torch.cat(c_blocks, dim=2))
+    return result if moments is None else (*result, torch.cat(m_blocks, dim=1))

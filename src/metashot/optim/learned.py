@@ -150,9 +150,10 @@ class LearnedOptimizer(Optimizer):
                         self._tensor_step(p, net, lstm, group["lr"])
         return loss
 
-    def _lstm_update(self, net: CoordinatewiseLSTM, grad: Tensor, h: Tensor, c: Tensor, lstm: int) -> Tensor:
+    def _lstm_update(self, net: CoordinatewiseLSTM, grad: Tensor, h: Tensor, c: Tensor, lstm: int,
+                     moments: Tensor | None) -> Tensor:
         try:
-            return net.update_(grad, h, c, lstm, block_fn=self._block_fn)
+            return net.update_(grad, h, c, lstm, moments=moments, block_fn=self._block_fn)
         except torch._dynamo.exc.BackendCompilerFailed as exc:  # only with compile=True
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(
@@ -165,12 +166,14 @@ class LearnedOptimizer(Optimizer):
         if len(state) == 0:
             state["step"] = torch.tensor(0.0)
             state["h"], state["c"] = net.initial_state(p.numel(), device=p.device)
+            if net.uses_moments:
+                state["moments"] = net.initial_moments(p.numel(), device=p.device)
         return state
 
     def _tensor_step(self, p: Tensor, net: CoordinatewiseLSTM, lstm: int, lr: float) -> None:
         state = self._tensor_state(p, net)
         grad = p.grad.reshape(-1).to(net.dtype)
-        update = self._lstm_update(net, grad, state["h"], state["c"], lstm)  # state updated in place
+        update = self._lstm_update(net, grad, state["h"], state["c"], lstm, state.get("moments"))  # in place
         p.add_(update.view_as(p).to(p.dtype), alpha=lr)
         state["step"] += 1
 
@@ -181,7 +184,7 @@ class LearnedOptimizer(Optimizer):
             flat = self._flat[key] = _FlatState.pack(params, [self.state[p] for p in params], net)
         grads = [p.grad.reshape(-1) for p in params]
         grad = (grads[0] if len(grads) == 1 else torch.cat(grads)).to(net.dtype)
-        update = self._lstm_update(net, grad, flat.h, flat.c, lstm)  # (N,); views updated in place
+        update = self._lstm_update(net, grad, flat.h, flat.c, lstm, flat.moments)  # (N,); views updated in place
         pieces = [piece.view_as(p).to(p.dtype) for p, piece in zip(params, update.split(flat.sizes))]
         # foreach: one kernel for all tensors where the backend fuses it (CUDA), like Adam's default
         torch._foreach_add_(params, pieces, alpha=lr)
@@ -197,7 +200,7 @@ class LearnedOptimizer(Optimizer):
         # The fused layout keeps h and c as strided views of one buffer: hand out contiguous tensors
         # (safetensors needs them; the buffer stays private), in new dicts so self.state is untouched.
         state["state"] = {
-            k: {name: (v.contiguous() if name in ("h", "c") else v) for name, v in s.items()}
+            k: {name: (v.contiguous() if name in _FLAT_KEYS else v) for name, v in s.items()}
             for k, s in state["state"].items()
         }
         return state
@@ -217,37 +220,38 @@ class LearnedOptimizer(Optimizer):
         self._flat.clear()  # the loaded tensors are packed again at the next step
 
 
-class _FlatState:
-    """One ``(L, H, N)`` buffer pair for the parameters of a fused bucket; each ``state[p]["h"]`` is
-    the view ``h[..., offset : offset + p.numel()]``."""
+_FLAT_KEYS = ("h", "c", "moments")  # per-parameter state kept as views of a fused bucket's buffers
 
-    def __init__(self, params: list[Tensor], h: Tensor, c: Tensor, sizes: list[int]) -> None:
+
+class _FlatState:
+    """One ``(L, H, N)`` buffer pair (and a ``(3, N)`` moment buffer for ``preprocess="adam"``) for the
+    parameters of a fused bucket; each ``state[p]["h"]`` is the view ``h[..., offset : offset + p.numel()]``."""
+
+    def __init__(self, params: list[Tensor], h: Tensor, c: Tensor, moments: Tensor | None, sizes: list[int]) -> None:
         self.ids = [id(p) for p in params]
-        self.h, self.c, self.sizes = h, c, sizes
-        self.h_views = list(h.split(sizes, dim=2))
-        self.c_views = list(c.split(sizes, dim=2))
+        self.h, self.c, self.moments, self.sizes = h, c, moments, sizes
+        self.views = {"h": list(h.split(sizes, dim=2)), "c": list(c.split(sizes, dim=2))}
+        if moments is not None:
+            self.views["moments"] = list(moments.split(sizes, dim=1))
 
     @classmethod
     def pack(cls, params: list[Tensor], states: list[dict[str, Any]], net: CoordinatewiseLSTM) -> _FlatState:
         """One zero buffer for the parameters' states, their current state copied in (a parameter
-        without state starts at zero, step 0); each state's ``h``/``c`` then points at its view."""
+        without state starts at zero, step 0); each state's ``h``/``c`` (``moments``) then points at its view."""
         sizes = [p.numel() for p in params]
         h, c = net.initial_state(sum(sizes), device=params[0].device)
-        flat = cls(params, h, c, sizes)
-        for s, hv, cv in zip(states, flat.h_views, flat.c_views):
+        flat = cls(params, h, c, net.initial_moments(sum(sizes), device=params[0].device), sizes)
+        for i, s in enumerate(states):
             if len(s) == 0:
                 s["step"] = torch.tensor(0.0)
-            else:
-                hv.copy_(s["h"])
-                cv.copy_(s["c"])
-            s["h"], s["c"] = hv, cv
+            for key, views in flat.views.items():
+                if key in s:
+                    views[i].copy_(s[key])
+                s[key] = views[i]
         return flat
 
     def serves(self, params: list[Tensor], state: Any) -> bool:
         """Whether this buffer still backs exactly these parameters' states (same order, same views)."""
         if [id(p) for p in params] != self.ids:
             return False
-        return all(
-            state[p].get("h") is hv and state[p].get("c") is cv
-            for p, hv, cv in zip(params, self.h_views, self.c_views)
-        )
+        return all(state[p].get(key) is view for key, views in self.views.items() for p, view in zip(params, views))

@@ -10,7 +10,7 @@ the paper, the optimizee's gradients ∇_t are treated as constants (``detach``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -24,12 +24,14 @@ from metashot.optim.tasks import Problem
 
 @dataclass
 class UnrollState:
-    """Where an optimizee is: parameters θ_t, per-parameter LSTM states, and the step t."""
+    """Where an optimizee is: parameters θ_t, per-parameter LSTM states (and gradient moments, for an
+    optimizer with ``preprocess="adam"``; empty otherwise), and the step t."""
 
     params: dict[str, Tensor]
     h: dict[str, Tensor]  # name -> (num_layers, hidden_size, numel): coordinates last
     c: dict[str, Tensor]
     step: int = 0
+    moments: dict[str, Tensor] = field(default_factory=dict)  # name -> (3, numel), same keys as h
 
     def detached(self) -> UnrollState:
         """Cut the graph here (truncation of BPTT)."""
@@ -38,6 +40,7 @@ class UnrollState:
             h={k: v.detach() for k, v in self.h.items()},
             c={k: v.detach() for k, v in self.c.items()},
             step=self.step,
+            moments={k: v.detach() for k, v in self.moments.items()},
         )
 
 
@@ -65,16 +68,30 @@ def init_state(net: CoordinatewiseLSTM, params: dict[str, Tensor], *, fused: boo
     the per-tensor calls that :class:`~metashot.optim.learned.LearnedOptimizer` makes). With
     separate LSTMs (``net.config.lstm_groups``) the fusion is per LSTM: keys ``"*0"``, ``"*1"``, ...
     """
-    h, c = {}, {}
+    h, c, moments = {}, {}, {}
+    sizes: dict[str, tuple[int, torch.device]] = {}
     if fused:
         device = next(iter(params.values())).device
         for index, names in _fused_names(net, list(params)).items():
-            key = _fused_key(index, net.num_lstms)
-            h[key], c[key] = net.initial_state(sum(params[k].numel() for k in names), device=device)
+            sizes[_fused_key(index, net.num_lstms)] = (sum(params[k].numel() for k in names), device)
     else:
-        for name, value in params.items():
-            h[name], c[name] = net.initial_state(value.numel(), device=value.device)
-    return UnrollState(params=dict(params), h=h, c=c, step=0)
+        sizes = {name: (value.numel(), value.device) for name, value in params.items()}
+    for key, (n, device) in sizes.items():
+        h[key], c[key] = net.initial_state(n, device=device)
+        if net.uses_moments:
+            moments[key] = net.initial_moments(n, device=device)
+    return UnrollState(params=dict(params), h=h, c=c, step=0, moments=moments)
+
+
+def _net_call(net: CoordinatewiseLSTM, grad: Tensor, state: UnrollState, key: str, index: int,
+              out: tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]) -> Tensor:
+    """One LSTM call on the state under ``key``; stores the new h, c (and moments) in ``out``; returns the update."""
+    h, c, moments = out
+    if net.uses_moments:
+        update, h[key], c[key], moments[key] = net(grad, state.h[key], state.c[key], index, moments=state.moments[key])
+    else:
+        update, h[key], c[key] = net(grad, state.h[key], state.c[key], index)
+    return update
 
 
 def optimizer_step(
@@ -84,23 +101,25 @@ def optimizer_step(
 
     Each tensor goes through the LSTM that ``net.lstm_index(name)`` names (always 0 with one LSTM).
     """
-    params, h, c = {}, {}, {}
+    params: dict[str, Tensor] = {}
+    out: tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]] = ({}, {}, {})
     dtype = net.dtype
     if any(key.startswith(FUSED) for key in state.h):
         for index, names in _fused_names(net, list(state.params)).items():
             key = _fused_key(index, net.num_lstms)
             flat = torch.cat([grads[k].reshape(-1).to(dtype) for k in names])  # (N,)
-            update, h[key], c[key] = net(flat, state.h[key], state.c[key], index)
+            update = _net_call(net, flat, state, key, index, out)
             for name, piece in zip(names, update.split([state.params[k].numel() for k in names])):
                 value = state.params[name]
                 params[name] = value + piece.view_as(value).to(value.dtype)
         params = {name: params[name] for name in state.params}  # keep the parameter order
-        return UnrollState(params=params, h=h, c=c, step=state.step + 1)
-    for name, value in state.params.items():
-        grad = grads[name].reshape(-1).to(dtype)
-        update, h[name], c[name] = net(grad, state.h[name], state.c[name], net.lstm_index(name))
-        params[name] = value + update.view_as(value).to(value.dtype)
-    return UnrollState(params=params, h=h, c=c, step=state.step + 1)
+    else:
+        for name, value in state.params.items():
+            grad = grads[name].reshape(-1).to(dtype)
+            update = _net_call(net, grad, state, name, net.lstm_index(name), out)
+            params[name] = value + update.view_as(value).to(value.dtype)
+    h, c, moments = out
+    return UnrollState(params=params, h=h, c=c, step=state.step + 1, moments=moments)
 
 
 def step_weight(t: int, horizon: int, weighting: str = "uniform") -> float:
@@ -154,7 +173,7 @@ def unroll(
         params = {
             k: v if v.requires_grad else v.detach().requires_grad_(True) for k, v in state.params.items()
         }
-        state = UnrollState(params=params, h=state.h, c=state.c, step=state.step)
+        state = UnrollState(params=params, h=state.h, c=state.c, step=state.step, moments=state.moments)
         loss = problem.loss(params, state.step)
         names = list(params)
         grads = torch.autograd.grad(

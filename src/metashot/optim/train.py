@@ -111,11 +111,11 @@ def carry_group(rank: int) -> str:
 
 
 def _pack_carry(states: dict[int, UnrollState]) -> dict[str, Tensor]:
-    """``{"J/params|h|c/NAME": tensor}`` for optimizee J (its index in the global meta-batch)."""
+    """``{"J/params|h|c|moments/NAME": tensor}`` for optimizee J (its index in the global meta-batch)."""
     return {
         f"{j}/{kind}/{name}": value.detach().cpu()
         for j, state in states.items()
-        for kind, part in (("params", state.params), ("h", state.h), ("c", state.c))
+        for kind, part in (("params", state.params), ("h", state.h), ("c", state.c), ("moments", state.moments))
         for name, value in part.items()
     }
 
@@ -132,11 +132,11 @@ def _unpack_carry(
             prefix = f"{j}/{kind}/"
             found = {k[len(prefix):]: v for k, v in group.items() if k.startswith(prefix)}
             names = [n for n in order if n in found] + sorted(n for n in found if n not in order)
-            if kind != "params":
+            if kind in ("h", "c"):
                 return {n: state_from_layout(found[n], layout, f"carry ({where})").contiguous().to(device) for n in names}
             return {n: found[n].to(device) for n in names}
 
-        states[j] = UnrollState(params=pick("params"), h=pick("h"), c=pick("c"), step=t)
+        states[j] = UnrollState(params=pick("params"), h=pick("h"), c=pick("c"), step=t, moments=pick("moments"))
         if list(states[j].params) != order:
             raise CheckpointError(f"{where}: the carried state of optimizee {j} does not match its problem")
     return states
