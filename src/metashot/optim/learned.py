@@ -41,6 +41,7 @@ class LearnedOptimizer(Optimizer):
     to its coordinates, and its LSTM state is kept as named tensors ``state[p]["h"]`` and
     ``state[p]["c"]`` of shape ``(num_layers, hidden_size, p.numel())`` (coordinates last; safetensors-friendly;
     states saved before metashot 0.2 in the ``(num_layers, p.numel(), hidden_size)`` layout load as well).
+    A net with Adam-normalised inputs (``preprocess="adam"``) also keeps ``state[p]["moments"]``, ``(3, p.numel())``.
     Gradients are computed in the network's dtype (float32) and the update is cast to ``p.dtype``.
     ``lr`` scales the learned update; 1.0 reproduces the meta-training unroll exactly.
 
