@@ -56,6 +56,9 @@ def test_compare_prints_the_documented_json_and_draws_the_plot(trained_run, tmp_
     assert result["optimizers"]["adam"]["lr"] in (0.001, 0.01)
     assert 0 <= result["optimizers"]["adam"]["lstm_wins"] <= 2
     assert len(result["optimizers"]["lstm"]["final_losses"]) == 2
+    lstm, adam = result["optimizers"]["lstm"]["final_losses"], result["optimizers"]["adam"]["final_losses"]
+    paired = result["optimizers"]["adam"]["lstm_minus"]
+    assert paired["mean"] == pytest.approx(((lstm[0] - adam[0]) + (lstm[1] - adam[1])) / 2)
     assert "measure" in result
     assert plot.stat().st_size > 1000
 

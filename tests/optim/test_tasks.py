@@ -84,3 +84,16 @@ def test_mnist_loader_rejects_wrong_shapes_with_a_clear_message(tmp_path):
 def test_missing_mnist_names_the_fixing_command(tmp_path):
     with pytest.raises(DataError, match="metashot data download mnist"):
         load_mnist("train", root=tmp_path)
+
+
+def test_paired_difference_is_the_mean_difference_with_a_normal_95_percent_interval():
+    from metashot.optim.evaluate import paired_difference
+
+    mean, half = paired_difference([1.0, 2.0, 3.0, 4.0], [0.5, 2.5, 2.0, 4.0])
+    diffs = [0.5, -0.5, 1.0, 0.0]
+    sd = (sum((d - 0.25) ** 2 for d in diffs) / 3) ** 0.5
+    assert mean == pytest.approx(0.25) and half == pytest.approx(1.96 * sd / 2)
+    # Pairing removes what the problems share: a constant offset has a zero-width interval.
+    assert paired_difference([1.0, 5.0, 9.0], [0.9, 4.9, 8.9]) == (pytest.approx(0.1), pytest.approx(0.0, abs=1e-12))
+    with pytest.raises(ValueError, match="equally long"):
+        paired_difference([1.0], [1.0, 2.0])

@@ -214,7 +214,11 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print(f"{task.name}: {args.runs} runs x {args.steps} steps (seed {args.seed}); final loss, mean ± 95% CI")
         for name, entry in sorted(result["optimizers"].items(), key=lambda kv: kv[1]["final_loss"]):
-            print(f"  {name:8s} {entry['final_loss']:.5g} ± {entry['final_loss_ci95']:.2g}   (lr {entry['lr']:.3g})")
+            paired = ""
+            if "lstm_minus" in entry:
+                d = entry["lstm_minus"]
+                paired = f"   LSTM lower on {entry['lstm_wins']}/{args.runs}, LSTM - this {d['mean']:+.4f} ± {d['ci95']:.4f}"
+            print(f"  {name:8s} {entry['final_loss']:.5g} ± {entry['final_loss_ci95']:.2g}   (lr {entry['lr']:.3g}){paired}")
     return 0
 
 
