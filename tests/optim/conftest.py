@@ -20,3 +20,25 @@ def quadratic_net(tmp_path_factory) -> CoordinatewiseLSTM:
     )
     meta_train(config, run, seed=0, show_progress=False, meta_batch_size=16)
     return CoordinatewiseLSTM.from_pretrained(run)
+
+
+def heldout_quadratic_scores(net: CoordinatewiseLSTM) -> tuple[float, float]:
+    """``(LSTM, tuned SGD)`` mean final loss at step 100 on 16 held-out quadratics; SGD gets the best of a
+    learning-rate grid chosen on 4 validation quadratics (disjoint seeds)."""
+    from metashot.optim import QuadraticTask
+    from metashot.optim.evaluate import (
+        baseline_factory,
+        heldout_problem_seed,
+        learned_factory,
+        run_many,
+        val_problem_seed,
+    )
+
+    task, steps = QuadraticTask(), 100
+    val = [val_problem_seed(i) for i in range(4)]
+    grid = (0.001, 0.003, 0.01)
+    best_lr = min(grid, key=lambda lr: sum(c[-1] for c in run_many(task, baseline_factory("sgd", lr), val, steps, "cpu")))
+    seeds = [heldout_problem_seed(0, i) for i in range(16)]
+    sgd = [c[-1] for c in run_many(task, baseline_factory("sgd", best_lr), seeds, steps, "cpu")]
+    lstm = [c[-1] for c in run_many(task, learned_factory(net), seeds, steps, "cpu")]
+    return sum(lstm) / len(lstm), sum(sgd) / len(sgd)

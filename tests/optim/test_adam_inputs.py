@@ -22,16 +22,10 @@ from metashot.optim import (
     meta_train,
     unroll,
 )
-from metashot.optim.evaluate import (
-    baseline_factory,
-    heldout_problem_seed,
-    learned_factory,
-    run_many,
-    val_problem_seed,
-)
 from metashot.optim.functional import adam_features, lstm_update
 from metashot.training import load_checkpoint
 from metashot.training.checkpoint import load_optimizer_tensors, optimizer_tensors
+from tests.optim.conftest import heldout_quadratic_scores
 
 ADAM = LSTMOptimizerConfig(preprocess="adam", output_activation="tanh")
 
@@ -221,14 +215,8 @@ def test_briefly_meta_trained_adam_input_optimizer_beats_tuned_sgd_on_held_out_q
     meta_train(config, tmp_path / "run", seed=0, show_progress=False, meta_batch_size=16)
     net = CoordinatewiseLSTM.from_pretrained(tmp_path / "run")
     assert net.config.preprocess == "adam" and net.config.output_activation == "tanh"
-    task, steps = QuadraticTask(), 100
-    val = [val_problem_seed(i) for i in range(4)]
-    grid = (0.001, 0.003, 0.01)
-    best_lr = min(grid, key=lambda lr: sum(c[-1] for c in run_many(task, baseline_factory("sgd", lr), val, steps, "cpu")))
-    seeds = [heldout_problem_seed(0, i) for i in range(16)]
-    sgd = [c[-1] for c in run_many(task, baseline_factory("sgd", best_lr), seeds, steps, "cpu")]
-    lstm = [c[-1] for c in run_many(task, learned_factory(net), seeds, steps, "cpu")]
-    assert sum(lstm) / len(lstm) < sum(sgd) / len(sgd)
+    lstm, sgd = heldout_quadratic_scores(net)
+    assert lstm < sgd
 
 
 def test_meta_train_flags_for_adam_inputs_reach_the_run_config(tmp_path, capsys):

@@ -17,13 +17,10 @@ from metashot.optim import (
     unroll,
 )
 from metashot.optim.evaluate import (
-    baseline_factory,
     heldout_problem_seed,
-    learned_factory,
-    run_many,
-    val_problem_seed,
 )
 from metashot.training.checkpoint import load_optimizer_tensors, optimizer_tensors
+from tests.optim.conftest import heldout_quadratic_scores
 
 
 def _rosenbrock(xy: torch.Tensor) -> torch.Tensor:
@@ -167,17 +164,10 @@ def test_step_gives_identical_parameters_to_the_meta_training_unroll(quadratic_n
 
 
 def test_briefly_meta_trained_optimizer_beats_tuned_sgd_on_held_out_quadratics(quadratic_net):
-    # Held-out test seeds; SGD gets the best of a learning-rate grid chosen on validation seeds.
     # The fixture's 20 epochs of meta-training put the LSTM well below SGD at step 100 (measured
     # 1.0 vs 1.9); requiring a strictly lower mean leaves a wide margin.
-    task, steps = QuadraticTask(), 100
-    val = [val_problem_seed(i) for i in range(4)]
-    grid = (0.001, 0.003, 0.01)
-    best_lr = min(grid, key=lambda lr: sum(c[-1] for c in run_many(task, baseline_factory("sgd", lr), val, steps, "cpu")))
-    seeds = [heldout_problem_seed(0, i) for i in range(16)]
-    sgd = [c[-1] for c in run_many(task, baseline_factory("sgd", best_lr), seeds, steps, "cpu")]
-    lstm = [c[-1] for c in run_many(task, learned_factory(quadratic_net), seeds, steps, "cpu")]
-    assert sum(lstm) / len(lstm) < sum(sgd) / len(sgd)
+    lstm, sgd = heldout_quadratic_scores(quadratic_net)
+    assert lstm < sgd
 
 
 @pytest.mark.gpu
