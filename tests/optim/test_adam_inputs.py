@@ -239,7 +239,15 @@ def test_init_from_refuses_network_flags_its_weights_contradict(tmp_path, capsys
     assert code != 0
     err = capsys.readouterr().err
     assert "--preprocess adam conflicts with --init-from" in err and "'log-sign'" in err
-    # A flag that agrees with the loaded optimizer is fine.
+    # A flag that agrees with the loaded optimizer is fine; the summary reports the loaded network.
+    adam = tmp_path / "adam"
+    assert main(["optim", "meta-train", "--task", "quadratic", "--out", str(adam), "--max-steps", "1", "--no-progress",
+                 "--device", "cpu", "--num-val", "1", "--preprocess", "adam"]) == 0
+    capsys.readouterr()
     assert main(["optim", "meta-train", "--task", "quadratic", "--out", str(tmp_path / "ok"), "--max-steps", "1",
-                 "--no-progress", "--device", "cpu", "--num-val", "1", "--init-from", str(out),
-                 "--preprocess", "log-sign"]) == 0
+                 "--no-progress", "--device", "cpu", "--num-val", "1", "--init-from", str(adam),
+                 "--preprocess", "adam", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["net"]["preprocess"] == "adam"
+    assert main(["optim", "meta-train", "--task", "quadratic", "--out", str(tmp_path / "ok2"), "--max-steps", "1",
+                 "--no-progress", "--device", "cpu", "--num-val", "1", "--init-from", str(adam), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["net"]["preprocess"] == "adam"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from metashot.cliutils import (
@@ -18,7 +19,7 @@ from metashot.cliutils import (
 )
 from metashot.config import to_dict
 from metashot.errors import UsageError
-from metashot.optim.config import LOSS_WEIGHTINGS, OUTPUT_ACTIVATIONS, PREPROCESS_CHOICES
+from metashot.optim.config import LOSS_WEIGHTINGS, OUTPUT_ACTIVATIONS, PREPROCESS_CHOICES, LSTMOptimizerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -117,12 +118,12 @@ def _meta_train(args: argparse.Namespace) -> int:
         lstm_groups=_lstm_groups(args.separate_lstms),
         meta_batch=args.meta_batch,
     )
-    if args.init_from is not None:
-        _check_init_from(args.init_from, {
+    if args.init_from is not None:  # the loaded weights fix the network: report and save its config
+        config = replace(config, net=_check_init_from(args.init_from, {
             "hidden_size": args.hidden_size, "num_layers": args.num_layers, "preprocess": args.preprocess,
             "preprocess_p": args.preprocess_p, "moment_decay": args.moment_decay, "output_scale": args.output_scale,
             "output_activation": args.output_activation, "lstm_groups": _lstm_groups(args.separate_lstms),
-        })
+        }))
     world = distributed.world_size()
     if args.meta_batch is None and world > 1:  # torchrun without --meta-batch: one optimizee per process
         config = with_overrides(config, meta_batch=world)
@@ -154,9 +155,9 @@ def _meta_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_init_from(init_from: str, flags: dict[str, object]) -> None:
-    """The network flags given with ``--init-from`` must match the optimizer loaded from it: its weights fix
-    the architecture, so a differing flag would be silently ignored."""
+def _check_init_from(init_from: str, flags: dict[str, object]) -> LSTMOptimizerConfig:
+    """The network config of the optimizer in ``init_from``, after checking that the network flags given
+    with ``--init-from`` match it: its weights fix the architecture, so a differing flag would be ignored."""
     from metashot.optim.coordinatewise import CoordinatewiseLSTM
 
     loaded = CoordinatewiseLSTM.from_pretrained(init_from).config
@@ -167,6 +168,7 @@ def _check_init_from(init_from: str, flags: dict[str, object]) -> None:
                 f"{flag} {value} conflicts with --init-from {init_from}, whose optimizer has {name} = "
                 f"{getattr(loaded, name)!r}: the loaded weights fix the architecture; drop {flag} or train from scratch"
             )
+    return loaded
 
 
 def _lstm_groups(value: str | None) -> tuple[str, ...] | None:
