@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from metashot.errors import NonFiniteLossError, UsageError
-from metashot.optim import CoordinatewiseLSTM, MetaTrainConfig, QuadraticTask, init_state, meta_train, unroll
+from metashot.optim import (
+    CoordinatewiseLSTM,
+    LSTMOptimizerConfig,
+    MetaTrainConfig,
+    QuadraticTask,
+    init_state,
+    meta_train,
+    unroll,
+)
 from metashot.optim import tasks as tasks_module
 from metashot.optim.meta import step_weight
 from metashot.training import load_checkpoint
@@ -55,9 +63,12 @@ def test_linear_weighting_averages_to_one_and_weights_each_loss_by_its_step_in_t
     assert float(weighted) == pytest.approx(expected, rel=1e-6)
 
 
-def test_fused_parameters_give_the_same_trajectory_up_to_rounding():
+@pytest.mark.parametrize("preprocess", ["log-sign", "adam"])
+def test_fused_parameters_give_the_same_trajectory_up_to_rounding(preprocess):
     torch.manual_seed(0)
-    net = CoordinatewiseLSTM()
+    net = CoordinatewiseLSTM(LSTMOptimizerConfig(preprocess=preprocess))
+    with torch.no_grad():
+        net.out_weight.mul_(100.0)  # steps large enough that a wrong state would change the trajectory
     params = {"a": torch.randn(3, 4), "b": torch.randn(5)}
 
     class TwoTensors:
@@ -72,6 +83,10 @@ def test_fused_parameters_give_the_same_trajectory_up_to_rounding():
     _, _, fused = unroll(net, problem, init_state(net, problem.init(), fused=True), 4)
     for k in params:
         torch.testing.assert_close(per_tensor.params[k], fused.params[k], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(per_tensor.params[k], params[k])
+    if preprocess == "adam":
+        flat = torch.cat([per_tensor.moments["a"], per_tensor.moments["b"]], dim=1)
+        torch.testing.assert_close(flat, fused.moments["*"], rtol=1e-5, atol=1e-6)
 
 
 class _ExplodingProblem:
