@@ -31,6 +31,7 @@ class _Experiment:
     steps: int
     expect_win: bool | None  # True: the paper claims the LSTM wins; False: it claims a loss; None: ours only
     against: tuple[str, ...] = BASELINE_NAMES
+    trained_on: str | None = None  # the meta-training task, when the checkpoint is not named l2l-<task>
 
 
 EXPERIMENTS = (
@@ -57,7 +58,7 @@ EXPERIMENTS = (
 
 # The task each checkpoint was meta-trained on (for the "how to train it" hint when one is missing):
 # checkpoints are named ``l2l-<task>``.
-_TRAINED_ON = {e.checkpoint: e.checkpoint.removeprefix("l2l-") for e in EXPERIMENTS}
+_TRAINED_ON = {e.checkpoint: e.trained_on or e.checkpoint.removeprefix("l2l-") for e in EXPERIMENTS}
 
 
 # The experiments that `--quick` runs (the rest appear in the table with their full command).
@@ -102,6 +103,9 @@ def _claim(exp: _Experiment, result: dict[str, Any], command: str) -> Claim:
     wins = result["optimizers"][rival].get("lstm_wins")
     if wins is not None:
         ours += f"; LSTM lower on {wins}/{len(result['optimizers']['lstm'].get('final_losses', []))} paired runs"
+    paired = result["optimizers"][rival].get("lstm_minus")
+    if paired is not None:
+        ours += f", LSTM − {rival} {paired['mean']:+.3g} ± {paired['ci95']:.2g} (paired, 95% CI)"
     if exp.expect_win is None:
         status = "met" if won else "not met"
     elif exp.expect_win:
