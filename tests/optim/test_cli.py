@@ -120,3 +120,16 @@ def test_report_relu_tuned_claim_is_judged_against_every_baseline():
     result["optimizers"]["nag"]["final_loss"] = 0.30  # beating Adam alone is not enough here
     lost = _claim(exp, result, "cmd")
     assert lost.status == "not met" and "nag" in lost.gap
+
+
+def test_report_adam_input_rows_load_the_committed_optimizer_and_name_its_training_task():
+    from metashot.optim.report import _TRAINED_ON, EXPERIMENTS
+
+    rows = [e for e in EXPERIMENTS if e.key.startswith("adam-inputs-")]
+    assert {e.task for e in rows} == {"mnist-mlp", "mnist-mlp-wide", "mnist-mlp-deep", "mnist-mlp-relu"}
+    assert {e.checkpoint for e in rows} == {"l2l-mnist-mlp-mixed-adam"}
+    assert _TRAINED_ON["l2l-mnist-mlp-mixed-adam"] == "mnist-mlp-mixed"  # a real task, for the retrain hint
+    from metashot.optim import CoordinatewiseLSTM
+
+    net = CoordinatewiseLSTM.from_pretrained(ROOT / "checkpoints" / "l2l-mnist-mlp-mixed-adam")
+    assert (net.config.preprocess, net.config.output_activation) == ("adam", "tanh")

@@ -54,6 +54,20 @@ EXPERIMENTS = (
     _Experiment("mnist-mlp-deep-mixed-arch", "Beyond the paper: LSTM meta-trained on a mixture of architectures (two-layer "
                 "MLPs included) beats every tuned baseline on two hidden layers", "(not in paper)",
                 "l2l-mnist-mlp-mixed-arch", "mnist-mlp-deep", 100, None),
+    # One optimizer with RNNprop's Adam-normalised inputs and a tanh read-out (Lv et al. 2017), meta-trained on
+    # one-hidden-layer MLPs with mixed activations, then fine-tuned with second-order meta-gradients.
+    *(
+        _Experiment(f"adam-inputs-{key}", f"Beyond the paper: LSTM with Adam-normalised inputs (mixed-activation "
+                    f"training, second-order fine-tune) beats every tuned baseline: {what}", "(not in paper)",
+                    "l2l-mnist-mlp-mixed-adam", task, steps, None, trained_on="mnist-mlp-mixed")
+        for key, what, task, steps in (
+            ("mlp", "sigmoid MLP, step 100", "mnist-mlp", 100),
+            ("mlp-200", "sigmoid MLP run for 200 steps (trained for 100)", "mnist-mlp", 200),
+            ("wide", "40 hidden units (never trained on)", "mnist-mlp-wide", 100),
+            ("deep", "two hidden layers (never trained on)", "mnist-mlp-deep", 100),
+            ("relu", "ReLU", "mnist-mlp-relu", 100),
+        )
+    ),
 )
 
 # The task each checkpoint was meta-trained on (for the "how to train it" hint when one is missing):
@@ -62,7 +76,7 @@ _TRAINED_ON = {e.checkpoint: e.trained_on or e.checkpoint.removeprefix("l2l-") f
 
 
 # The experiments that `--quick` runs (the rest appear in the table with their full command).
-QUICK_EXPERIMENTS = ("quadratic", "mnist-mlp", "mnist-mlp-relu")
+QUICK_EXPERIMENTS = ("quadratic", "mnist-mlp", "mnist-mlp-relu", "adam-inputs-deep")
 
 
 def _settings(options: ReportOptions) -> dict[str, Any]:
@@ -179,15 +193,16 @@ def build_report(options: ReportOptions) -> SystemReport:
         plot_panels([results[k] for k in panels], path, titles=["MNIST, 100 steps", "MNIST, 200 steps"][: len(panels)])
         report.figures.append(Figure("MNIST MLP (paper Fig. 4)", path, "mean over runs, 95% confidence band"))
     variants = [k for k in ("mnist-mlp-wide", "mnist-mlp-deep", "mnist-mlp-relu", "mnist-mlp-relu-mixed",
-                            "mnist-mlp-relu-tuned") if k in results]
+                            "mnist-mlp-relu-tuned", "adam-inputs-deep") if k in results]
     if variants:
         path = out / "optim_mnist_variants.png"
         titles = {"mnist-mlp-wide": "40 units", "mnist-mlp-deep": "2 layers", "mnist-mlp-relu": "ReLU",
-                  "mnist-mlp-relu-mixed": "ReLU, mixed-trained LSTM", "mnist-mlp-relu-tuned": "ReLU, ReLU-tuned LSTM"}
+                  "mnist-mlp-relu-mixed": "ReLU, mixed-trained LSTM", "mnist-mlp-relu-tuned": "ReLU, ReLU-tuned LSTM",
+                  "adam-inputs-deep": "2 layers, Adam-input LSTM"}
         plot_panels([results[k] for k in variants], path, titles=[titles[k] for k in variants])
         report.figures.append(Figure("Generalisation variants (paper Fig. 5)", path,
                                      "optimizer trained on the 20-unit sigmoid MLP, 100 steps (the last "
-                                     "panels: the mixed-activation and ReLU-tuned optimizers)"))
+                                     "panels: the mixed-activation, ReLU-tuned and Adam-input optimizers)"))
     report.notes.append(
         "Losses are minibatch training losses (the quantity the paper plots), mean over "
         f"{settings['runs']} held-out problems shared by all optimizers; baselines tuned on separate "
