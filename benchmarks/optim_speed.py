@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/optim_speed.py --device cuda --json results/optim/speed-cuda.json
     .venv/bin/python benchmarks/optim_speed.py --compile             # LearnedOptimizer(compile=True)
     .venv/bin/python benchmarks/optim_speed.py --per-tensor          # one LSTM call per tensor (fused=False)
+    .venv/bin/python benchmarks/optim_speed.py --preprocess adam --output-activation tanh   # RNNprop-style inputs
 
 Per size and optimizer, a fresh subprocess builds a model of that many parameters (one square
 ``nn.Linear``), fills the gradients with noise and times ``step()`` only (median of ``--repeats``
@@ -44,7 +45,7 @@ def _model(size: str):
 
 
 def _measure(optimizer: str, size: str, device: str, repeats: int, warmup: int, chunk: int | None,
-             fused: bool = True, compile: bool = False) -> dict:
+             fused: bool = True, compile: bool = False, net_options: dict | None = None) -> dict:
     import torch
 
     from metashot.optim import CoordinatewiseLSTM, LearnedOptimizer, LSTMOptimizerConfig
@@ -57,7 +58,7 @@ def _measure(optimizer: str, size: str, device: str, repeats: int, warmup: int, 
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=1e-3)
     else:
-        net = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=chunk)).to(device)
+        net = CoordinatewiseLSTM(LSTMOptimizerConfig(chunk_size=chunk, **(net_options or {}))).to(device)
         opt = LearnedOptimizer(params, net=net, fused=fused, compile=compile)
     cuda = device.startswith("cuda")
     if cuda:
@@ -87,12 +88,12 @@ def _measure(optimizer: str, size: str, device: str, repeats: int, warmup: int, 
     return {"params": sum(p.numel() for p in params), "step_s": statistics.median(times), "peak_bytes": max(peak, 0)}
 
 
-def _meta_speed(task: str, device: str, unrolls: int) -> dict:
+def _meta_speed(task: str, device: str, unrolls: int, net_options: dict | None = None) -> dict:
     import torch
 
-    from metashot.optim import CoordinatewiseLSTM, init_state, make_task, unroll
+    from metashot.optim import CoordinatewiseLSTM, LSTMOptimizerConfig, init_state, make_task, unroll
 
-    net = CoordinatewiseLSTM().to(device)
+    net = CoordinatewiseLSTM(LSTMOptimizerConfig(**(net_options or {}))).to(device)
     options = {"num_problems": 128} if task == "quadratic" else {}
     problem = make_task(task, **options).sample(0, device=device)
     state = init_state(net, problem.init(), fused=device.startswith("cuda"))
@@ -113,11 +114,12 @@ def _child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    net_options = {"preprocess": args.preprocess, "output_activation": args.output_activation}
     if args.child == "meta":
-        result = _meta_speed(args.task, args.device, args.unrolls)
+        result = _meta_speed(args.task, args.device, args.unrolls, net_options)
     else:
         result = _measure(args.child, args.size, args.device, args.repeats, args.warmup, args.chunk_size,
-                          fused=not args.per_tensor, compile=args.compile)
+                          fused=not args.per_tensor, compile=args.compile, net_options=net_options)
     print(json.dumps(result))
 
 
@@ -145,6 +147,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="alternate Adam / LSTM measurements this many times per size (median ratio)")
     parser.add_argument("--unrolls", type=int, default=3, help="unrolls timed for meta-training speed (0: skip)")
+    parser.add_argument("--preprocess", default="log-sign", choices=("log-sign", "none", "adam"),
+                        help="the LSTM's inputs (adam: RNNprop's normalised moments, with a (3, n) moment state)")
+    parser.add_argument("--output-activation", default="linear", choices=("linear", "tanh"))
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", default=None, help=argparse.SUPPRESS)
@@ -154,7 +159,8 @@ def main() -> None:
         _child(args)
         return
     common = ["--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats),
-              "--warmup", str(args.warmup), "--chunk-size", str(args.chunk_size), "--unrolls", str(args.unrolls)]
+              "--warmup", str(args.warmup), "--chunk-size", str(args.chunk_size), "--unrolls", str(args.unrolls),
+              "--preprocess", args.preprocess, "--output-activation", args.output_activation]
     if args.per_tensor:
         common.append("--per-tensor")
     if args.compile:
@@ -198,6 +204,7 @@ def main() -> None:
     report = {
         "device": args.device, "threads": args.threads, "chunk_size": args.chunk_size,
         "fused": not args.per_tensor, "compile": args.compile, "rounds": args.rounds,
+        "preprocess": args.preprocess, "output_activation": args.output_activation,
         "time_measure": "process CPU time (cpu) / synchronised wall time (cuda), median per step()",
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "step": rows, "meta_training": meta,

@@ -42,3 +42,15 @@ def heldout_quadratic_scores(net: CoordinatewiseLSTM) -> tuple[float, float]:
     sgd = [c[-1] for c in run_many(task, baseline_factory("sgd", best_lr), seeds, steps, "cpu")]
     lstm = [c[-1] for c in run_many(task, learned_factory(net), seeds, steps, "cpu")]
     return sum(lstm) / len(lstm), sum(sgd) / len(sgd)
+
+
+def assert_same_meta_training(straight, split, step: int) -> None:
+    """The latest checkpoints of two meta-training runs are at ``step`` with bit-identical LSTM weights."""
+    import torch
+
+    from metashot.training import load_checkpoint
+
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    assert a.step == b.step == step
+    for key, value in a.group("model").items():
+        assert torch.equal(value, b.group("model")[key]), key

@@ -25,7 +25,7 @@ from metashot.optim import (
 from metashot.optim.functional import adam_features, lstm_update
 from metashot.training import load_checkpoint
 from metashot.training.checkpoint import load_optimizer_tensors, optimizer_tensors
-from tests.optim.conftest import heldout_quadratic_scores
+from tests.optim.conftest import assert_same_meta_training, heldout_quadratic_scores
 
 ADAM = LSTMOptimizerConfig(preprocess="adam", output_activation="tanh")
 
@@ -201,10 +201,7 @@ def test_meta_training_resumes_exactly_from_a_mid_horizon_checkpoint_with_moment
     carry = load_checkpoint(tmp_path / "split").group("carry")
     assert any("/moments/" in key for key in carry), sorted(carry)
     meta_train(config, tmp_path / "split", show_progress=False, meta_batch_size=2, max_steps=7, resume=True)
-    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
-    assert a.step == b.step == 7
-    for key, value in a.group("model").items():
-        assert torch.equal(value, b.group("model")[key]), key
+    assert_same_meta_training(tmp_path / "straight", tmp_path / "split", 7)
 
 
 def test_briefly_meta_trained_adam_input_optimizer_beats_tuned_sgd_on_held_out_quadratics(tmp_path):

@@ -20,6 +20,7 @@ from metashot.optim import (
 from metashot.optim import tasks as tasks_module
 from metashot.optim.meta import step_weight
 from metashot.training import load_checkpoint
+from tests.optim.conftest import assert_same_meta_training
 
 TINY = dict(task="quadratic", num_epochs=4, horizon=4, unroll=2, eval_every=2, num_val=2, checkpoint_every=2)
 
@@ -128,11 +129,7 @@ def test_resume_is_exact(tmp_path):
     meta_train(config, tmp_path / "straight", show_progress=False, meta_batch_size=2, max_steps=8)
     meta_train(config, tmp_path / "split", show_progress=False, meta_batch_size=2, max_steps=4)
     meta_train(config, tmp_path / "split", show_progress=False, meta_batch_size=2, max_steps=8, resume=True)
-    a = load_checkpoint(tmp_path / "straight")
-    b = load_checkpoint(tmp_path / "split")
-    assert a.step == b.step == 8
-    for key, value in a.group("model").items():
-        assert torch.equal(value, b.group("model")[key]), key
+    assert_same_meta_training(tmp_path / "straight", tmp_path / "split", 8)
 
 
 def test_resume_from_a_mid_horizon_checkpoint_of_the_old_state_layout_is_exact(tmp_path):
@@ -153,10 +150,7 @@ def test_resume_from_a_mid_horizon_checkpoint_of_the_old_state_layout_is_exact(t
     save_file({k: (v.transpose(1, 2).contiguous() if "/h/" in k or "/c/" in k else v) for k, v in carry.items()},
               folder / "carry.safetensors")
     meta_train(config, tmp_path / "split", show_progress=False, meta_batch_size=2, max_steps=8, resume=True)
-    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
-    assert a.step == b.step == 8
-    for key, value in a.group("model").items():
-        assert torch.equal(value, b.group("model")[key]), key
+    assert_same_meta_training(tmp_path / "straight", tmp_path / "split", 8)
 
 
 def test_meta_train_refuses_to_overwrite_a_run_without_resume(tmp_path):
