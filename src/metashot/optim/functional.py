@@ -58,14 +58,14 @@ ADAM_EPS = 1e-8
 
 def adam_features(grad: Tensor, moments: Tensor, beta: float, eps: float = ADAM_EPS) -> tuple[Tensor, Tensor]:
     """RNNprop's inputs (Lv, Chen & Wen 2017, "Learning Gradient Descent: Better Generalization and
-    Longer Horizons", Eq. 5-6): Adam's bias-corrected moments, normalised.
+    Longer Horizons", Section 3): Adam's bias-corrected moments, normalised.
 
     ::
 
         m ← β m + (1 − β) g,   v ← β v + (1 − β) g²,   w ← β w + (1 − β)      (w = 1 − β^t)
         m̂ = m / w,   v̂ = v / w,   features = (m̂ / √(v̂ + ε²),  g / √(v̂ + ε²))
 
-    Both features are invariant to the scale of the gradient (f ↦ a f leaves them unchanged), so the
+    Both features are invariant to the scale of the gradient (f ↦ a f leaves them unchanged, up to ε), so the
     optimizer sees the same inputs on a problem whose loss is 10x larger. ``w`` is kept per coordinate
     (rather than one step count) so coordinates that joined late are corrected from their own start;
     ``√(v̂ + ε²)`` rather than ``√v̂ + ε`` keeps the derivative finite at ``v = 0``.
