@@ -95,6 +95,13 @@ def _meta_train(args: argparse.Namespace) -> int:
     from metashot.optim.train import meta_train
     from metashot.training import distributed, resolve_device
 
+    # The network's flags (fields of LSTMOptimizerConfig): overrides of the preset, or checked against
+    # the optimizer that --init-from loads.
+    net_flags = {
+        "hidden_size": args.hidden_size, "num_layers": args.num_layers, "preprocess": args.preprocess,
+        "preprocess_p": args.preprocess_p, "moment_decay": args.moment_decay, "output_scale": args.output_scale,
+        "output_activation": args.output_activation, "lstm_groups": _lstm_groups(args.separate_lstms),
+    }
     config = with_overrides(
         preset_for(args.task),
         num_epochs=args.epochs,
@@ -108,22 +115,11 @@ def _meta_train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         num_val=args.num_val,
         checkpoint_every=args.checkpoint_every,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        preprocess=args.preprocess,
-        preprocess_p=args.preprocess_p,
-        moment_decay=args.moment_decay,
-        output_scale=args.output_scale,
-        output_activation=args.output_activation,
-        lstm_groups=_lstm_groups(args.separate_lstms),
         meta_batch=args.meta_batch,
+        **net_flags,
     )
     if args.init_from is not None:  # the loaded weights fix the network: report and save its config
-        config = replace(config, net=_check_init_from(args.init_from, {
-            "hidden_size": args.hidden_size, "num_layers": args.num_layers, "preprocess": args.preprocess,
-            "preprocess_p": args.preprocess_p, "moment_decay": args.moment_decay, "output_scale": args.output_scale,
-            "output_activation": args.output_activation, "lstm_groups": _lstm_groups(args.separate_lstms),
-        }))
+        config = replace(config, net=_check_init_from(args.init_from, net_flags))
     world = distributed.world_size()
     if args.meta_batch is None and world > 1:  # torchrun without --meta-batch: one optimizee per process
         config = with_overrides(config, meta_batch=world)

@@ -83,15 +83,12 @@ def init_state(net: CoordinatewiseLSTM, params: dict[str, Tensor], *, fused: boo
     return UnrollState(params=dict(params), h=h, c=c, step=0, moments=moments)
 
 
-def _net_call(net: CoordinatewiseLSTM, grad: Tensor, state: UnrollState, key: str, index: int,
-              out: tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]) -> Tensor:
-    """One LSTM call on the state under ``key``; stores the new h, c (and moments) in ``out``; returns the update."""
-    h, c, moments = out
+def _net_call(net: CoordinatewiseLSTM, grad: Tensor, state: UnrollState, key: str, index: int
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """One LSTM call on the state under ``key``: ``(update, h, c, moments)``, moments None without them."""
     if net.uses_moments:
-        update, h[key], c[key], moments[key] = net(grad, state.h[key], state.c[key], index, moments=state.moments[key])
-    else:
-        update, h[key], c[key] = net(grad, state.h[key], state.c[key], index)
-    return update
+        return net(grad, state.h[key], state.c[key], index, moments=state.moments[key])
+    return (*net(grad, state.h[key], state.c[key], index), None)
 
 
 def optimizer_step(
@@ -102,13 +99,22 @@ def optimizer_step(
     Each tensor goes through the LSTM that ``net.lstm_index(name)`` names (always 0 with one LSTM).
     """
     params: dict[str, Tensor] = {}
-    out: tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]] = ({}, {}, {})
+    h: dict[str, Tensor] = {}
+    c: dict[str, Tensor] = {}
+    moments: dict[str, Tensor] = {}
     dtype = net.dtype
+
+    def call(grad: Tensor, key: str, index: int) -> Tensor:
+        update, h[key], c[key], new_moments = _net_call(net, grad, state, key, index)
+        if new_moments is not None:
+            moments[key] = new_moments
+        return update
+
     if any(key.startswith(FUSED) for key in state.h):
         for index, names in _fused_names(net, list(state.params)).items():
             key = _fused_key(index, net.num_lstms)
             flat = torch.cat([grads[k].reshape(-1).to(dtype) for k in names])  # (N,)
-            update = _net_call(net, flat, state, key, index, out)
+            update = call(flat, key, index)
             for name, piece in zip(names, update.split([state.params[k].numel() for k in names])):
                 value = state.params[name]
                 params[name] = value + piece.view_as(value).to(value.dtype)
@@ -116,9 +122,7 @@ def optimizer_step(
     else:
         for name, value in state.params.items():
             grad = grads[name].reshape(-1).to(dtype)
-            update = _net_call(net, grad, state, name, net.lstm_index(name), out)
-            params[name] = value + update.view_as(value).to(value.dtype)
-    h, c, moments = out
+            params[name] = value + call(grad, name, net.lstm_index(name)).view_as(value).to(value.dtype)
     return UnrollState(params=params, h=h, c=c, step=state.step + 1, moments=moments)
 
 
