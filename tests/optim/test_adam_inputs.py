@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from metashot.cli import main
-from metashot.errors import UsageError
+from metashot.errors import CheckpointError, UsageError
 from metashot.optim import (
     CoordinatewiseLSTM,
     LearnedOptimizer,
@@ -248,3 +248,36 @@ def test_init_from_refuses_network_flags_its_weights_contradict(tmp_path, capsys
     assert main(["optim", "meta-train", "--task", "quadratic", "--out", str(tmp_path / "ok2"), "--max-steps", "1",
                  "--no-progress", "--device", "cpu", "--num-val", "1", "--init-from", str(adam), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["net"]["preprocess"] == "adam"
+
+
+def test_a_loaded_state_that_does_not_fit_is_refused_before_anything_changes():
+    net = _net()
+    params = _params()
+    opt = LearnedOptimizer(params, net=net)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    saved = {k: v.clone() for k, v in optimizer_tensors(opt.state_dict()).items()}
+    moments_key = next(k for k in saved if k.endswith("moments"))
+    fresh = LearnedOptimizer(params, net=net)
+    missing = load_optimizer_tensors({k: v for k, v in saved.items() if k != moments_key})
+    with pytest.raises(CheckpointError, match="'moments' is missing, expected"):
+        fresh.load_state_dict(missing)
+    assert len(fresh.state) == 0  # nothing was loaded
+    h_key = next(k for k in saved if k.endswith(".h"))
+    wrong = load_optimizer_tensors({**saved, h_key: saved[h_key][..., :1].clone()})
+    with pytest.raises(CheckpointError, match="'h' is of shape"):
+        fresh.load_state_dict(wrong)
+
+
+def test_a_mid_horizon_carry_without_its_moments_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    config = MetaTrainConfig(task="quadratic", net=ADAM, num_epochs=4, horizon=4, unroll=2, eval_every=2, num_val=2,
+                             checkpoint_every=2)
+    meta_train(config, tmp_path / "run", show_progress=False, meta_batch_size=2, max_steps=3)  # t = 2 of 4
+    folder = load_checkpoint(tmp_path / "run").path
+    carry = load_file(folder / "carry.safetensors")
+    save_file({k: v for k, v in carry.items() if "/moments/" not in k}, folder / "carry.safetensors")
+    with pytest.raises(CheckpointError, match="carried gradient moments of optimizee 0 do not match"):
+        meta_train(config, tmp_path / "run", show_progress=False, meta_batch_size=2, max_steps=4, resume=True)

@@ -15,7 +15,7 @@ from torch.optim import Optimizer
 
 from metashot.errors import CheckpointError, UsageError
 from metashot.optim.coordinatewise import STATE_LAYOUT, CoordinatewiseLSTM, state_from_layout
-from metashot.optim.functional import update_block
+from metashot.optim.functional import MOMENT_ROWS, update_block
 
 # ---------------------------------------------------------------------------------------------------
 
@@ -214,11 +214,45 @@ class LearnedOptimizer(Optimizer):
                     f"optimizer state was saved with LSTM weights {stored}, but this optimizer's net is "
                     f"{self._fingerprint}; load the same checkpoint as when the state was saved"
                 )
-        super().load_state_dict(_coordinates_last(state_dict))
+        converted = _coordinates_last(state_dict)
+        self._check_loaded_state(converted)
+        super().load_state_dict(converted)
         for group in self.param_groups:
             group.pop("net_fingerprint", None)
             group.pop("state_layout", None)
         self._flat.clear()  # the loaded tensors are packed again at the next step
+
+    def _check_loaded_state(self, state_dict: dict[str, Any]) -> None:
+        """Each saved parameter state must fit its parameter and this net: ``h``/``c`` of shape
+        ``(num_layers, hidden_size, numel)`` and, exactly for a net with ``preprocess="adam"``, ``moments``
+        of shape ``(3, numel)``. Checked before anything is loaded, so a bad state changes nothing.
+
+        Raises:
+            CheckpointError: naming the parameter (its index and shape) and the entry that does not fit.
+        """
+        saved = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        if len(saved) != len(params):
+            return  # torch's own load_state_dict reports the mismatch of parameter counts
+        cfg = self.net.config
+        for position, (index, p) in enumerate(zip(saved, params)):
+            entry = state_dict["state"].get(index)
+            if not entry:
+                continue
+            expected = {"h": (cfg.num_layers, cfg.hidden_size, p.numel()), "c": (cfg.num_layers, cfg.hidden_size, p.numel())}
+            if cfg.uses_moments:
+                expected["moments"] = (MOMENT_ROWS, p.numel())
+            elif "moments" in entry:
+                raise CheckpointError(f"optimizer state of parameter {position} (shape {tuple(p.shape)}) has gradient "
+                                      "moments, but this optimizer's net keeps none; it was saved by another optimizer")
+            for key, shape in expected.items():
+                value = entry.get(key)
+                if value is None or tuple(value.shape) != shape:
+                    found = "missing" if value is None else f"of shape {tuple(value.shape)}"
+                    raise CheckpointError(
+                        f"optimizer state of parameter {position} (shape {tuple(p.shape)}): {key!r} is {found}, "
+                        f"expected {shape}; the state is truncated or belongs to other parameters"
+                    )
 
 
 _FLAT_KEYS = ("h", "c", "moments")  # per-parameter state kept as views of a fused bucket's buffers

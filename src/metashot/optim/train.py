@@ -121,9 +121,11 @@ def _pack_carry(states: dict[int, UnrollState]) -> dict[str, Tensor]:
 
 
 def _unpack_carry(
-    group: dict[str, Tensor], problems: dict[int, Problem], t: int, device: str, where: str, *, layout: str | None
+    group: dict[str, Tensor], problems: dict[int, Problem], t: int, device: str, where: str, *, layout: str | None,
+    uses_moments: bool = False,
 ) -> dict[int, UnrollState]:
-    """``layout``: the checkpoint's ``carry_layout`` (None: metashot 0.1, see :func:`state_from_layout`)."""
+    """``layout``: the checkpoint's ``carry_layout`` (None: metashot 0.1, see :func:`state_from_layout`);
+    ``uses_moments``: the net keeps gradient moments, so every carried LSTM state must come with them."""
     states = {}
     for j, problem in problems.items():
         order = list(problem.init())  # dict order matters (fused LSTM state rows follow it)
@@ -139,6 +141,11 @@ def _unpack_carry(
         states[j] = UnrollState(params=pick("params"), h=pick("h"), c=pick("c"), step=t, moments=pick("moments"))
         if list(states[j].params) != order:
             raise CheckpointError(f"{where}: the carried state of optimizee {j} does not match its problem")
+        if set(states[j].moments) != (set(states[j].h) if uses_moments else set()):
+            raise CheckpointError(
+                f"{where}: the carried gradient moments of optimizee {j} do not match its LSTM states (the net "
+                f"{'keeps' if uses_moments else 'keeps no'} moments); the checkpoint is damaged or from another run"
+            )
     return states
 
 
@@ -298,7 +305,7 @@ def _meta_train(
             seeds, t = [int(s) for s in ckpt.state["problem_seeds"]], int(ckpt.state["t"])
             problems = {j: train_task.sample(seeds[j], device=dev) for j in mine}
             states = _unpack_carry(ckpt.group(carry_group(ctx.rank)), problems, t, dev, str(ckpt.path),
-                                   layout=ckpt.state.get("carry_layout"))
+                                   layout=ckpt.state.get("carry_layout"), uses_moments=net.uses_moments)
             good_copy = (ckpt.group("rollback-model"), load_optimizer_tensors(ckpt.group("rollback-optimizer")))
         metrics.truncate_after(step)
         if ctx.is_main:
