@@ -127,9 +127,27 @@ def test_report_adam_input_rows_load_the_committed_optimizer_and_name_its_traini
 
     rows = [e for e in EXPERIMENTS if e.key.startswith("adam-inputs-")]
     assert {e.task for e in rows} == {"mnist-mlp", "mnist-mlp-wide", "mnist-mlp-deep", "mnist-mlp-relu"}
-    assert {e.checkpoint for e in rows} == {"l2l-mnist-mlp-mixed-adam"}
-    assert _TRAINED_ON["l2l-mnist-mlp-mixed-adam"] == "mnist-mlp-mixed"  # a real task, for the retrain hint
+    assert {e.checkpoint for e in rows} == {"l2l-mnist-mlp-mixed-adam-second-order"}
+    assert _TRAINED_ON["l2l-mnist-mlp-mixed-adam-second-order"] == "mnist-mlp-mixed"  # a real task, for the retrain hint
     from metashot.optim import CoordinatewiseLSTM
 
-    net = CoordinatewiseLSTM.from_pretrained(ROOT / "checkpoints" / "l2l-mnist-mlp-mixed-adam")
+    net = CoordinatewiseLSTM.from_pretrained(ROOT / "checkpoints" / "l2l-mnist-mlp-mixed-adam-second-order")
     assert (net.config.preprocess, net.config.output_activation) == ("adam", "tanh")
+
+
+def test_report_retrain_recipe_of_the_adam_input_optimizer_is_the_committed_run():
+    import json
+
+    from metashot.config import to_dict
+    from metashot.optim.report import _retrain_recipes
+
+    recipes = {name: (config, init) for name, config, init in _retrain_recipes()}
+    config, init = recipes["l2l-mnist-mlp-mixed-adam-second-order"]
+    committed = json.loads((ROOT / "checkpoints" / "l2l-mnist-mlp-mixed-adam-second-order" / "config.json").read_text())
+    ours = to_dict(config)
+    assert init is None  # one run from scratch, no fine-tune stage
+    assert {k: v for k, v in ours.items() if k != "checkpoint_every"} == {
+        k: v for k, v in committed.items() if k != "checkpoint_every"
+    }
+    assert recipes["l2l-mnist-mlp-relu"][0].task == "mnist-mlp-relu"
+    assert recipes["l2l-mnist-mlp-relu"][1] == "l2l-mnist-mlp-mixed"  # the ReLU one is a fine-tune, as committed
