@@ -6,7 +6,9 @@
    every optimizer's final loss and the paired difference LSTM − best baseline (95% CI), next to
    session 11's two-stage optimizer on the same problems.
 2. On CIFAR-10 conv nets (never trained on): LSTM-only scores paired with the committed CIFAR baselines.
-3. The validation curve of every meta-training run of the session (``validation/<run>.jsonl``).
+3. A second seed of the recipe (``seed13-*.json``, LSTM only) paired with the baselines of (1): the
+   same test problems.
+4. The validation curve of every meta-training run of the session (``validation/<run>.jsonl``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,24 @@ def cifar() -> None:
                   f"{mean:+.3f} ± {half:.3f} | {wins}/{len(ours['final_losses'])} |")
 
 
+def second_seed() -> None:
+    print("| task (step) | test problems | seed 13 | seed 11 (committed) | best baseline | seed 13 − best baseline (paired) |")
+    print("|---|---|---|---|---|---|")
+    for label, row in ROWS:
+        for suffix in ("", "-runs100"):
+            path = HERE / f"seed13-{row}{suffix}.json"
+            if not path.exists():
+                continue
+            ours = _optimizers(path)["lstm"]
+            committed = _optimizers(HERE / f"adam-so-{row}{suffix}.json")
+            best = min(BASELINES, key=lambda name: committed[name]["final_loss"])
+            mean, half = paired_difference(ours["final_losses"], committed[best]["final_losses"])
+            wins = sum(a < b for a, b in zip(ours["final_losses"], committed[best]["final_losses"]))
+            print(f"| {label} | {len(ours['final_losses'])} | {ours['final_loss']:.3f} | "
+                  f"{committed['lstm']['final_loss']:.3f} | {best} {committed[best]['final_loss']:.3f} | "
+                  f"{mean:+.3f} ± {half:.3f} ({wins}/{len(ours['final_losses'])}) |")
+
+
 def validation() -> None:
     print("| run | validations (epoch: loss) | best |")
     print("|---|---|---|")
@@ -75,5 +95,7 @@ if __name__ == "__main__":
     mnist("-runs100")
     print()
     cifar()
+    print()
+    second_seed()
     print()
     validation()
