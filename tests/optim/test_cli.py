@@ -96,6 +96,17 @@ def test_report_names_the_fixing_command_when_a_checkpoint_is_missing(tmp_path):
         build_report(options)
 
 
+def test_report_points_to_the_checkpoint_readme_for_how_it_was_trained(tmp_path):
+    from metashot.errors import CheckpointError
+    from metashot.optim.report import _load
+
+    broken = tmp_path / "l2l-mnist-mlp-mixed-adam-second-order"
+    broken.mkdir()
+    (broken / "README.md").write_text("the exact meta-training commands")
+    with pytest.raises(CheckpointError, match="Meta-train it: the commands in .*README.md"):
+        _load(broken, "mnist-mlp-mixed")  # the task alone would give a log-sign, first-order optimizer
+
+
 def test_report_claim_status_follows_the_papers_direction():
     from metashot.optim.report import EXPERIMENTS, _claim
 

@@ -83,14 +83,6 @@ def init_state(net: CoordinatewiseLSTM, params: dict[str, Tensor], *, fused: boo
     return UnrollState(params=dict(params), h=h, c=c, step=0, moments=moments)
 
 
-def _net_call(net: CoordinatewiseLSTM, grad: Tensor, state: UnrollState, key: str, index: int
-              ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """One LSTM call on the state under ``key``: ``(update, h, c, moments)``, moments None without them."""
-    if net.uses_moments:
-        return net(grad, state.h[key], state.c[key], index, moments=state.moments[key])
-    return (*net(grad, state.h[key], state.c[key], index), None)
-
-
 def optimizer_step(
     net: CoordinatewiseLSTM, state: UnrollState, grads: dict[str, Tensor]
 ) -> UnrollState:
@@ -105,9 +97,12 @@ def optimizer_step(
     dtype = net.dtype
 
     def call(grad: Tensor, key: str, index: int) -> Tensor:
-        update, h[key], c[key], new_moments = _net_call(net, grad, state, key, index)
-        if new_moments is not None:
-            moments[key] = new_moments
+        """One LSTM call on the state under ``key``: stores the new h, c (and moments); returns the update."""
+        if net.uses_moments:
+            update, h[key], c[key], moments[key] = net(grad, state.h[key], state.c[key], index,
+                                                       moments=state.moments[key])
+        else:
+            update, h[key], c[key] = net(grad, state.h[key], state.c[key], index)
         return update
 
     if any(key.startswith(FUSED) for key in state.h):

@@ -103,9 +103,12 @@ def _load(checkpoint: Path, task: str):
     try:
         return CoordinatewiseLSTM.from_pretrained(checkpoint)
     except CheckpointError as exc:
-        raise CheckpointError(
-            f"{exc}. Meta-train it: `metashot optim meta-train --task {task} --out {checkpoint}`"
-        ) from None
+        # The task alone does not say how a checkpoint beyond the paper was trained (inputs, second order,
+        # fine-tune stages): its README holds the exact commands.
+        readme = checkpoint / "README.md"
+        how = f"the commands in {readme}" if readme.exists() else (
+            f"`metashot optim meta-train --task {task} --out {checkpoint}`")
+        raise CheckpointError(f"{exc}. Meta-train it: {how}") from None
 
 
 def _claim(exp: _Experiment, result: dict[str, Any], command: str) -> Claim:
