@@ -53,6 +53,44 @@ def test_constrained_evaluate_and_sample_say_so_in_their_protocol(tiny_run: Path
     assert sample["protocol"]["constrained"] is True and len(sample["smiles"]) == 5
 
 
+def test_beam_search_evaluate_reports_both_pickings_and_the_validity_check_never_lowers_validity(
+        tiny_run: Path, shared_data: Path, tmp_path: Path, capsys) -> None:
+    decodes = tmp_path / "decodes.json"
+    result = _json(capsys, ["chem", "evaluate", "--checkpoint", str(tiny_run), "--json", "--molecules", "5",
+                            "--decodes", "1", "--prior-samples", "12", "--device", "cpu", "--beam", "3",
+                            "--save-decodes", str(decodes), "--data-dir", str(shared_data)])
+    assert result["protocol"]["decoding"] == "beam search, width 3"
+    saved = json.loads(decodes.read_text())
+    assert [len(c) for c in saved["prior_beams"]] == [3] * 12
+    assert saved["prior"] == [c[0] for c in saved["prior_beams"]]  # the plain metrics use the best string
+    checked = result["with_validity_check"]
+    assert checked["validity"] >= result["validity"]
+    rescored = _json(capsys, ["chem", "evaluate", "--checkpoint", str(tiny_run), "--json", "--from-decodes",
+                              str(decodes), "--data-dir", str(shared_data)])
+    assert rescored["with_validity_check"] == checked
+    ck = ["--checkpoint", str(tiny_run), "-n", "8", "--seed", "0", "--json", "--device", "cpu", "--beam", "3"]
+    best = _json(capsys, ["chem", "sample", *ck])
+    valid = _json(capsys, ["chem", "sample", *ck, "--check-validity"])
+    assert valid["validity"] >= best["validity"] and valid["protocol"]["check_validity"] is True
+
+
+def test_optimize_with_a_validity_checked_beam_decodes_at_least_as_many_molecules(tiny_run: Path, shared_data: Path,
+                                                                                   capsys) -> None:
+    argv = ["chem", "optimize", "--checkpoint", str(tiny_run), "--method", "random", "--iterations", "3",
+            "--batch", "4", "--initial", "10", "--json", "--device", "cpu", "--data-dir", str(shared_data),
+            "--beam", "3"]
+    best = _json(capsys, argv)
+    checked = _json(capsys, [*argv, "--check-validity"])  # same prior samples: random search draws them first
+    assert best["protocol"]["decoding"] == "beam search, width 3"
+    assert checked["protocol"]["decoding"] == "beam search, width 3, most probable valid candidate"
+    assert checked["evaluated"] == best["evaluated"] == 12 and checked["valid"] >= best["valid"]
+
+
+def test_check_validity_without_a_beam_is_a_usage_error(tiny_run: Path, capsys) -> None:
+    assert main(["chem", "sample", "--checkpoint", str(tiny_run), "-n", "2", "--check-validity", "--device", "cpu"]) == 2
+    assert "give --beam K" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("method", ["bo", "bo-trust", "gradient"])
 def test_optimize_returns_best_molecules_with_properties(tiny_run: Path, shared_data: Path, method: str, capsys) -> None:
     result = _json(capsys, ["chem", "optimize", "--checkpoint", str(tiny_run), "--objective", "qed-sas",

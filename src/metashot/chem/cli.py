@@ -71,6 +71,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--save-decodes", default=None, help="also write the decoded strings to this JSON file")
     p.add_argument("--from-decodes", default=None, help="score decodes saved by --save-decodes (no decoding)")
     _add_constrained(p)
+    p.add_argument("--beam", type=positive_int, default=0, metavar="K",
+                   help="beam search of width K instead of greedy decoding (the most probable strings); the "
+                        "metrics of picking the most probable valid candidate of each beam are reported too")
     add_data_dir(p)
     add_device(p)
     add_seed(p)
@@ -82,6 +85,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=positive_int, default=100, help="number of prior samples")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
     _add_constrained(p)
+    _add_beam(p)
     p.add_argument("--image", default=None, help="write a grid of the valid molecules (PNG)")
     add_device(p)
     add_seed(p)
@@ -94,6 +98,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("smiles_b", metavar="SMILES_B")
     p.add_argument("--steps", type=positive_int, default=8)
     p.add_argument("--method", choices=["linear", "spherical"], default="linear")
+    _add_beam(p)
     p.add_argument("--image", default=None, help="write a grid of the decoded molecules (PNG)")
     add_device(p)
     add_seed(p)
@@ -132,6 +137,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=10, help="candidates per iteration")
     p.add_argument("--initial", type=positive_int, default=100, help="initial encoded molecules (bo)")
     p.add_argument("--top", type=positive_int, default=10, help="best molecules to report")
+    _add_beam(p)
     p.add_argument("--image", default=None, help="write a grid of the best molecules (PNG)")
     add_data_dir(p)
     add_device(p)
@@ -142,6 +148,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _add_checkpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder or exported checkpoint folder")
+
+
+def _add_beam(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam", type=positive_int, default=0, metavar="K",
+                   help="decode each point by beam search of width K (its most probable string) instead of greedily")
+    p.add_argument("--check-validity", action="store_true",
+                   help="with --beam: the most probable candidate of each beam that RDKit parses")
 
 
 def _add_constrained(p: argparse.ArgumentParser) -> None:
@@ -209,7 +222,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         args.checkpoint, molecules=args.molecules, decodes=args.decodes, prior_samples=args.prior_samples,
         data_dir=args.data_dir, device=args.device, seed=args.seed, save_decodes=args.save_decodes,
-        from_decodes=args.from_decodes, constrained=args.constrained,
+        from_decodes=args.from_decodes, constrained=args.constrained, beam=args.beam,
     )
     if args.json:
         print_json(result)
@@ -222,7 +235,8 @@ def _sample(args: argparse.Namespace) -> int:
     from metashot.chem.evaluate import run_sample
 
     result = run_sample(args.checkpoint, n=args.n, temperature=args.temperature, device=args.device, seed=args.seed,
-                        image=args.image, constrained=args.constrained)
+                        image=args.image, constrained=args.constrained, beam=args.beam,
+                        check_validity=args.check_validity)
     if args.json:
         print_json(result)
     else:
@@ -236,7 +250,8 @@ def _interpolate(args: argparse.Namespace) -> int:
     from metashot.chem.evaluate import run_interpolate
 
     result = run_interpolate(args.checkpoint, args.smiles_a, args.smiles_b, steps=args.steps, method=args.method,
-                             device=args.device, seed=args.seed, image=args.image)
+                             device=args.device, seed=args.seed, image=args.image, beam=args.beam,
+                             check_validity=args.check_validity)
     if args.json:
         print_json(result)
     else:
@@ -264,7 +279,8 @@ def _optimize(args: argparse.Namespace) -> int:
 
     result = run_optimize(args.checkpoint, objective=args.objective, method=args.method, iterations=args.iterations,
                           batch=args.batch, initial=args.initial, top=args.top, data_dir=args.data_dir,
-                          device=args.device, seed=args.seed, image=args.image)
+                          device=args.device, seed=args.seed, image=args.image, beam=args.beam,
+                          check_validity=args.check_validity)
     if args.json:
         print_json(result)
     else:

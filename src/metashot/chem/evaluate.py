@@ -52,11 +52,14 @@ PROPERTY_NAMES = ("logP", "QED", "SAS")
 @torch.no_grad()
 def generate_decodes(
     model: SmilesVAE, vocab: Any, test_smiles: list[str], test_properties: torch.Tensor | None, *,
-    molecules: int, decodes: int, prior_samples: int, seed: int, constrained: bool = False,
+    molecules: int, decodes: int, prior_samples: int, seed: int, constrained: bool = False, beam: int = 0,
 ) -> dict[str, Any]:
     """Decode held-out molecules and prior samples (no RDKit); JSON-ready.
 
     ``constrained``: syntax-constrained greedy decoding (:mod:`metashot.chem.grammar`) throughout.
+    ``beam``: if > 0, beam search of that width instead of greedy decoding throughout (the most probable
+    string of each point); the whole beams of the posterior means and the prior samples are kept too
+    (``greedy_beams``, ``prior_beams``: best first) so that scoring can also decode with a validity check.
     """
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -81,10 +84,15 @@ def generate_decodes(
         logvar_all.append(logvar)
     mu = torch.cat(mu_all)
     logvar = torch.cat(logvar_all)
-    greedy = latent.decode(model, vocab, mu, constrained=constrained)
+    if beam > 0:
+        greedy_beams = [[s for s, _ in c] for c in latent.decode_beams(model, vocab, mu, width=beam,
+                                                                      constrained=constrained)]
+        greedy = [c[0] for c in greedy_beams]
+    else:
+        greedy = latent.decode(model, vocab, mu, constrained=constrained)
     noise = torch.randn(decodes, *mu.shape, generator=gen).to(device)  # (decodes, n, latent_dim)
     z = (mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * noise).reshape(-1, mu.shape[1])
-    sampled = latent.decode(model, vocab, z, constrained=constrained)  # decode-major: [d * n + i]
+    sampled = latent.decode(model, vocab, z, constrained=constrained, beam=beam)  # decode-major: [d * n + i]
     result: dict[str, Any] = {
         "inputs": inputs,
         "greedy": greedy,
@@ -97,10 +105,17 @@ def generate_decodes(
         mae = (pred - target).abs().mean(dim=0).tolist()
         result["property_mae"] = dict(zip(PROPERTY_NAMES, mae))
     prior_z = latent.sample_prior(prior_samples, model.config.latent_dim, gen).to(device)
-    result["prior"] = latent.decode(model, vocab, prior_z, constrained=constrained)
+    if beam > 0:
+        result["greedy_beams"] = greedy_beams
+        result["prior_beams"] = [[s for s, _ in c] for c in latent.decode_beams(model, vocab, prior_z, width=beam,
+                                                                                 constrained=constrained)]
+        result["prior"] = [c[0] for c in result["prior_beams"]]
+    else:
+        result["prior"] = latent.decode(model, vocab, prior_z, constrained=constrained)
+    decoding = f"beam search, width {beam}" if beam > 0 else "greedy"
     result["protocol"] = {
         "held_out_molecules": len(inputs), "decodes_per_molecule": decodes, "prior_samples": prior_samples,
-        "decoding": "greedy, syntax-constrained" if constrained else "greedy", "seed": seed,
+        "decoding": decoding + (", syntax-constrained" if constrained else ""), "seed": seed,
         "held_out_split": "last 10% of the dataset file (test split)",
         "device": str(device), "decode_seconds": round(time.perf_counter() - started, 3),
         "decoded_molecules": len(inputs) * (1 + decodes) + prior_samples,
@@ -122,6 +137,7 @@ def score_decodes(decodes: dict[str, Any], train_smiles: list[str] | None) -> di
             total += 1
             hits += a is not None and a == canonical_or_none(s)
     prior = evaluate_samples(decodes["prior"], train=train_smiles)
+    checked = _validity_checked(decodes, inputs, train_smiles) if "prior_beams" in decodes else None
     return {
         "reconstruction": rec,
         "reconstruction_sampled": hits / max(total, 1),
@@ -130,8 +146,22 @@ def score_decodes(decodes: dict[str, Any], train_smiles: list[str] | None) -> di
         "novelty": prior.get("novelty"),
         "property_mae": decodes.get("property_mae"),
         "held_out_valid_decodings": sum(g is not None for g in greedy) / max(n, 1),
+        **({"with_validity_check": checked} if checked is not None else {}),
         "protocol": decodes["protocol"],
     }
+
+
+def _validity_checked(decodes: dict[str, Any], inputs: list[str | None], train_smiles: list[str] | None
+                      ) -> dict[str, Any]:
+    """Metrics when each point decodes to the most probable *valid* string of its beam (RDKit as the check)."""
+    from metashot.chem.metrics import evaluate_samples, first_valid
+
+    picked = [first_valid(c) for c in decodes["greedy_beams"]]
+    rec = sum(a is not None and a == b for a, b in zip(inputs, picked)) / max(len(inputs), 1)
+    prior = evaluate_samples([first_valid(c) or "" for c in decodes["prior_beams"]], train=train_smiles)
+    return {"reconstruction": rec, "validity": prior["validity"], "uniqueness": prior["uniqueness"],
+            "novelty": prior.get("novelty"),
+            "decoding": "the most probable candidate of the beam that RDKit parses (none: invalid)"}
 
 
 def _string_metrics(decodes: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +178,7 @@ def _string_metrics(decodes: dict[str, Any]) -> dict[str, Any]:
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike[str], *, molecules: int = 1000, decodes: int = 10, prior_samples: int = 5000,
     data_dir: str | None = None, device: str = "auto", seed: int = 0, save_decodes: str | None = None,
-    from_decodes: str | None = None, constrained: bool = False,
+    from_decodes: str | None = None, constrained: bool = False, beam: int = 0,
 ) -> dict[str, Any]:
     """The ``metashot chem evaluate`` numbers for a checkpoint (see the module docstring)."""
     model, vocab, cfg = load_model(checkpoint, device)
@@ -162,7 +192,7 @@ def evaluate_checkpoint(
     else:
         props = torch.from_numpy(test.properties) if test.properties is not None else None
         dec = generate_decodes(model, vocab, test.smiles, props, molecules=molecules, decodes=decodes,
-                               prior_samples=prior_samples, seed=seed, constrained=constrained)
+                               prior_samples=prior_samples, seed=seed, constrained=constrained, beam=beam)
         if save_decodes:
             save_json(save_decodes, dec)
     if not rdkit_available():
@@ -181,6 +211,11 @@ def format_evaluation(result: dict[str, Any]) -> str:
         lines.append(f"{key:24s} {'n/a' if value is None else f'{100 * value:.1f}%'}")
     for name, value in (result.get("property_mae") or {}).items():
         lines.append(f"property MAE {name:11s} {value:.3f}")
+    checked = result.get("with_validity_check")
+    if checked:
+        for key in ("reconstruction", "validity", "uniqueness", "novelty"):
+            value = checked.get(key)
+            lines.append(f"{key + ' (valid beam)':24s} {'n/a' if value is None else f'{100 * value:.1f}%'}")
     lines.append(f"protocol: {json.dumps(result['protocol'])}")
     return "\n".join(lines)
 
@@ -196,11 +231,12 @@ def _valid_or_none(strings: list[str]) -> list[str | None]:
 
 
 def run_sample(checkpoint: str, *, n: int, temperature: float, device: str, seed: int, image: str | None,
-               constrained: bool = False) -> dict[str, Any]:
+               constrained: bool = False, beam: int = 0, check_validity: bool = False) -> dict[str, Any]:
     model, vocab, _ = load_model(checkpoint, device)
     gen = torch.Generator().manual_seed(seed)
     z = latent.sample_prior(n, model.config.latent_dim, gen).to(resolve_device(device))
-    strings = latent.decode(model, vocab, z, temperature=temperature, generator=gen, constrained=constrained)
+    strings = latent.decode(model, vocab, z, temperature=temperature, generator=gen, constrained=constrained,
+                            beam=beam, check_validity=check_validity)
     canon = _valid_or_none(strings)
     valid = [c for c in canon if c is not None]
     if image:
@@ -210,17 +246,18 @@ def run_sample(checkpoint: str, *, n: int, temperature: float, device: str, seed
     return {
         "smiles": strings, "valid": valid, "validity": len(valid) / max(n, 1),
         "uniqueness": len(set(valid)) / len(valid) if valid else None,
-        "protocol": {"n": n, "seed": seed, "temperature": temperature, "constrained": constrained}, "image": image,
+        "protocol": {"n": n, "seed": seed, "temperature": temperature, "constrained": constrained, "beam": beam,
+                     "check_validity": check_validity}, "image": image,
     }
 
 
 def run_interpolate(checkpoint: str, smiles_a: str, smiles_b: str, *, steps: int, method: str, device: str,
-                    seed: int, image: str | None) -> dict[str, Any]:
+                    seed: int, image: str | None, beam: int = 0, check_validity: bool = False) -> dict[str, Any]:
     model, vocab, _ = load_model(checkpoint, device)
     a, za = latent.encode_one(model, vocab, smiles_a)
     b, zb = latent.encode_one(model, vocab, smiles_b)
     path = latent.interpolate(za, zb, steps, method)
-    strings = latent.decode(model, vocab, path)
+    strings = latent.decode(model, vocab, path, beam=beam, check_validity=check_validity)
     canon = _valid_or_none(strings)
     ts = torch.linspace(0, 1, steps).tolist()
     rows = [{"t": t, "decoded": s, "smiles": c} for t, s, c in zip(ts, strings, canon)]
@@ -229,7 +266,7 @@ def run_interpolate(checkpoint: str, smiles_a: str, smiles_b: str, *, steps: int
 
         legends = [f"t={t:.2f}" + ("" if c else " (invalid)") for t, c in zip(ts, canon)]
         draw_grid([a, *canon, b], image, legends=["A (input)", *legends, "B (input)"], per_row=5)
-    return {"a": a, "b": b, "method": method, "path": rows,
+    return {"a": a, "b": b, "method": method, "beam": beam, "check_validity": check_validity, "path": rows,
             "valid_fraction": sum(c is not None for c in canon) / steps, "image": image}
 
 
@@ -252,7 +289,8 @@ def run_perturb(checkpoint: str, smiles: str, *, radius: float, n: int, decodes:
 
 
 def run_optimize(checkpoint: str, *, objective: str, method: str, iterations: int, batch: int, initial: int,
-                 top: int, data_dir: str | None, device: str, seed: int, image: str | None) -> dict[str, Any]:
+                 top: int, data_dir: str | None, device: str, seed: int, image: str | None, beam: int = 0,
+                 check_validity: bool = False) -> dict[str, Any]:
     from metashot.chem.optimize import optimize_property
 
     model, vocab, cfg = load_model(checkpoint, device)
@@ -261,7 +299,7 @@ def run_optimize(checkpoint: str, *, objective: str, method: str, iterations: in
     pick = torch.randperm(len(train), generator=gen)[:initial].tolist()
     start = [train.smiles[i] for i in pick]
     result = optimize_property(model, vocab, start, objective=objective, method=method, iterations=iterations,
-                               batch=batch, top=top, generator=gen)
+                               batch=batch, top=top, generator=gen, beam=beam, check_validity=check_validity)
     if image and result.best:
         from metashot.chem.draw import draw_grid
 

@@ -71,6 +71,10 @@ class SyntaxState:
     depth: Tensor
     rings: Tensor
 
+    def select(self, rows: Tensor) -> SyntaxState:
+        """The states of decodings ``rows`` (``(n,)`` indices, repeats allowed): beam search reorders them."""
+        return SyntaxState(kind=self.kind[rows], depth=self.depth[rows], rings=self.rings[rows])
+
 
 class SmilesSyntax:
     """Masks of the tokens that keep a batch of partial SMILES decodings well-formed.

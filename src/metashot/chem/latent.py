@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from metashot.chem import functional as Fn
+from metashot.chem.beam import beam_search
 from metashot.chem.smiles import BadMolecule, SmilesVocab
 from metashot.chem.vae import SmilesVAE
 from metashot.errors import InvalidSmilesError, UsageError
@@ -22,6 +23,7 @@ from metashot.errors import InvalidSmilesError, UsageError
 __all__ = [
     "Encoded",
     "decode",
+    "decode_beams",
     "decode_many",
     "encode",
     "interpolate",
@@ -70,12 +72,28 @@ def encode_one(model: SmilesVAE, vocab: SmilesVocab, smiles: str) -> tuple[str, 
 
 @torch.no_grad()
 def decode(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, temperature: float = 0.0,
-           generator: torch.Generator | None = None, batch_size: int = 1000, constrained: bool = False) -> list[str]:
+           generator: torch.Generator | None = None, batch_size: int = 1000, constrained: bool = False,
+           beam: int = 0, check_validity: bool = False) -> list[str]:
     """Decode ``z`` ``(n, latent_dim)`` into ``n`` strings (not necessarily valid molecules).
 
     ``constrained``: syntax-constrained decoding (:mod:`metashot.chem.grammar`: no unbalanced
     branches or ring bonds; valence and aromaticity can still fail). Off by default, as in the paper.
+    ``beam``: if > 0, the most probable string found by a beam search of that width
+    (:mod:`metashot.chem.beam`; ``temperature`` must be 0) instead of greedy decoding.
+    ``check_validity`` (needs ``beam`` and RDKit): the most probable candidate of each beam that RDKit
+    parses, canonical (the most probable one when none does).
     """
+    if check_validity and beam < 1:
+        raise UsageError("--check-validity picks from a beam: give --beam K (e.g. --beam 10)")
+    if beam > 0:
+        if temperature != 0:
+            raise UsageError("beam search decodes the most probable strings: use it with temperature 0")
+        beams = decode_beams(model, vocab, z, width=beam, constrained=constrained, batch_size=batch_size)
+        if not check_validity:
+            return [candidates[0][0] for candidates in beams]
+        from metashot.chem.metrics import first_valid
+
+        return [first_valid([s for s, _ in c]) or c[0][0] for c in beams]
     model.eval()
     if temperature < 0:
         raise UsageError(f"temperature must be >= 0, got {temperature}")
@@ -85,6 +103,31 @@ def decode(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, temperature: floa
         ids = model.generate(z[start : start + batch_size].to(_device(model)), temperature=temperature,
                              generator=generator, first_token_mask=vocab.first_token_mask(), syntax=syntax)
         out.extend(vocab.decode_batch(ids.cpu()))
+    return out
+
+
+@torch.no_grad()
+def decode_beams(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, width: int, constrained: bool = False,
+                 batch_size: int = 1000) -> list[list[tuple[str, float]]]:
+    """The ``width`` most probable strings of each point of ``z`` ``(n, latent_dim)`` by beam search.
+
+    Returns:
+        ``n`` lists of ``(string, log_probability)`` (nats), best first; beams that could not be filled
+        are left out. Strings are not necessarily valid molecules: pick the first valid one with
+        :func:`metashot.chem.metrics.first_valid` to decode with a validity check.
+    """
+    model.eval()
+    syntax = vocab.syntax() if constrained else None
+    points = max(1, batch_size // width)  # about batch_size decoder rows at a time
+    out: list[list[tuple[str, float]]] = []
+    for start in range(0, z.shape[0], points):
+        ids, logp = beam_search(model, z[start : start + points].to(_device(model)), width=width,
+                                first_token_mask=vocab.first_token_mask(), syntax=syntax)
+        strings = vocab.decode_batch(ids.reshape(-1, ids.shape[-1]).cpu())
+        scores = logp.reshape(-1).tolist()
+        for i in range(ids.shape[0]):
+            row = range(i * width, (i + 1) * width)
+            out.append([(strings[j], scores[j]) for j in row if scores[j] != float("-inf")])
     return out
 
 

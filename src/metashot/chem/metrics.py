@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-__all__ = ["NoveltyIndex", "canonical_or_none", "canonical_set", "evaluate_samples", "same_molecule"]
+__all__ = ["NoveltyIndex", "canonical_or_none", "canonical_set", "evaluate_samples", "first_valid", "same_molecule"]
 
 
 def canonical_or_none(smiles: str) -> str | None:
@@ -27,6 +27,19 @@ def canonical_or_none(smiles: str) -> str | None:
     if mol is None or mol.GetNumAtoms() == 0:
         return None
     return Chem.MolToSmiles(mol)
+
+
+def first_valid(candidates: Sequence[str]) -> str | None:
+    """Canonical SMILES of the first candidate RDKit parses (beam search best first), or None if none does.
+
+    Decoding with a validity check, as JT-VAE's decoder checks chemistry while it decodes: the most
+    probable *valid* string of a beam rather than the most probable string.
+    """
+    for s in candidates:
+        c = canonical_or_none(s)
+        if c is not None:
+            return c
+    return None
 
 
 def canonical_set(smiles: Iterable[str]) -> frozenset[str]:

@@ -14,7 +14,7 @@ molecules.
   molecules, then decoding;
 - ``random``: random search with prior samples, the paper's baseline.
 
-Every candidate is decoded greedily and scored with RDKit; invalid decodings get the worst score
+Every candidate is decoded (greedily, or by beam search: ``beam``) and scored with RDKit; invalid decodings get the worst score
 seen so far (they still inform the GP that the region is bad).
 """
 
@@ -157,8 +157,14 @@ def optimize_property(
     generator: torch.Generator | None = None,
     gradient_lr: float = 0.05,
     gradient_steps: int = 20,
+    beam: int = 0,
+    check_validity: bool = False,
 ) -> OptimizationResult:
-    """Maximise ``objective`` of decoded molecules, starting from ``start_smiles`` (encoded)."""
+    """Maximise ``objective`` of decoded molecules, starting from ``start_smiles`` (encoded).
+
+    Candidates are decoded greedily (the paper), or with ``beam`` > 0 by beam search, and with
+    ``check_validity`` to the most probable valid string of each beam (:func:`metashot.chem.latent.decode`).
+    """
     if objective not in OBJECTIVES:
         raise UsageError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if method not in METHODS:
@@ -184,7 +190,7 @@ def optimize_property(
             cand = _gradient_candidates(model, Z, Y, batch, objective, gradient_lr, gradient_steps, it)
         else:
             cand = _bo_candidates(Z, Y, lower, upper, batch, generator, region)
-        strings = decode(model, vocab, cand.float())
+        strings = decode(model, vocab, cand.float(), beam=beam, check_validity=check_validity)
         scores = scorer(strings, iteration=it)
         valid = [s for s in scores if s is not None]
         if valid:
@@ -197,7 +203,7 @@ def optimize_property(
         history.append(max(history[-1], max(valid)) if valid else history[-1])
         logger.info("iteration %d: best %.3f (%d/%d valid)", it, history[-1], len(valid), len(scores))
     protocol: dict[str, object] = {"objective": objective, "method": method, "iterations": iterations,
-                                   "batch": batch, "initial": len(enc.smiles), "decoding": "greedy"}
+                                   "batch": batch, "initial": len(enc.smiles), "decoding": _decoding(beam, check_validity)}
     if region is not None:
         protocol["trust_region"] = {"length_per_iteration": lengths, "restarts": region.restarts,
                                     "failure_tolerance": region.failure_tolerance,
@@ -206,6 +212,12 @@ def optimize_property(
         best=scorer.best(top), history=history, evaluated=scorer.evaluated - len(y0),
         valid=scorer.valid - sum(s is not None for s in y0), initial_best=initial_best, protocol=protocol,
     )
+
+
+def _decoding(beam: int, check_validity: bool) -> str:
+    if beam < 1:
+        return "greedy"
+    return f"beam search, width {beam}" + (", most probable valid candidate" if check_validity else "")
 
 
 def _bo_candidates(Z: Tensor, Y: Tensor, lower: Tensor, upper: Tensor, q: int, generator: torch.Generator | None,

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from metashot.chem.config import VAEConfig
 from metashot.chem.functional import reparameterize
-from metashot.chem.grammar import SmilesSyntax
+from metashot.chem.grammar import SmilesSyntax, SyntaxState
 
 __all__ = ["SmilesVAE", "VAEOutput"]
 
@@ -165,6 +165,35 @@ class SmilesVAE(nn.Module):
             out, _ = self.gru(x)  # (batch, length, gru_hidden)
         return self.to_logits(out)
 
+    def decoder_step(
+        self, h_z: Tensor, token: Tensor, hidden: Tensor | None, *, first: bool,
+        first_token_mask: Tensor | None = None, syntax: SmilesSyntax | None = None, state: SyntaxState | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """One free-running decoder step: masked next-token logits and the new GRU state.
+
+        Args:
+            h_z: ``(batch, 1, decoder_hidden)``, ``decoder_dense(z)`` with a time axis.
+            token: ``(batch, 1)`` the previous token (BOS = 1 at the first step).
+            hidden: ``(gru_layers, batch, gru_hidden)`` or None at the first step.
+            first: this is the first step (no end token; ``first_token_mask`` applies).
+
+        Returns:
+            logits ``(batch, vocab)`` in fp32 with the forbidden tokens at ``-inf`` (BOS always; the end
+            token and tokens outside ``first_token_mask`` at the first step; with ``syntax``, the tokens
+            that would make the SMILES ill-formed given ``state``), and the new hidden state.
+        """
+        x = torch.cat([h_z, self.token_embedding(token).to(h_z.dtype)], dim=-1)  # (batch, 1, input)
+        y, hidden = self.gru(x, hidden)
+        logits = self.to_logits(y[:, 0]).float()  # (batch, vocab)
+        logits[:, 1] = float("-inf")  # never emit BOS
+        if syntax is not None and state is not None:
+            logits = logits.masked_fill(~syntax.allowed(state), float("-inf"))
+        if first:
+            logits[:, 0] = float("-inf")  # a molecule has at least one token (no empty decodings)
+            if first_token_mask is not None:
+                logits[:, ~first_token_mask.to(logits.device)] = float("-inf")
+        return logits, hidden
+
     @torch.no_grad()
     def generate(
         self,
@@ -193,16 +222,8 @@ class SmilesVAE(nn.Module):
         finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
         state = syntax.start(batch, z.device) if syntax is not None else None
         for t in range(length):
-            x = torch.cat([h_z, self.token_embedding(token).to(h_z.dtype)], dim=-1)  # (batch, 1, input)
-            y, hidden = self.gru(x, hidden)
-            logits = self.to_logits(y[:, 0]).float()  # (batch, vocab)
-            logits[:, 1] = float("-inf")  # never emit BOS
-            if state is not None:
-                logits = logits.masked_fill(~syntax.allowed(state), float("-inf"))
-            if t == 0:
-                logits[:, 0] = float("-inf")  # a molecule has at least one token (no empty decodings)
-                if first_token_mask is not None:
-                    logits[:, ~first_token_mask.to(logits.device)] = float("-inf")
+            logits, hidden = self.decoder_step(h_z, token, hidden, first=t == 0, first_token_mask=first_token_mask,
+                                               syntax=syntax, state=state)
             if temperature <= 0:
                 nxt = logits.argmax(dim=-1)
             else:
