@@ -10,10 +10,11 @@
 # --config CKPT/config.json --init-from CKPT); --max-minutes, --device, --out, --no-progress and
 # --json are added here. Env: DEVICE (default cuda), PYTHON (python3), CHEM_EVAL (word-split
 # `chem evaluate` flags; default: the full protocol, 1000 molecules x 10 decodes, 5000 prior samples),
-# CHEM_CONSTRAINED (1, default: also decode with --constrained into decodes_constrained.json; 0: skip).
+# CHEM_CONSTRAINED (1, default: also decode with --constrained into decodes_constrained.json; 0: skip),
+# CHEM_BEAM (10, default: also decode by beam search of that width into decodes_beam.json; 0: skip).
 # Writes $OUT/NAME/: command.txt, config.json, train.json, train.log, metrics.jsonl, model/ (fp16 export:
 # model.safetensors, config.json, state.json), decodes.json, evaluate_nordkit.json, and (CHEM_CONSTRAINED=1)
-# decodes_constrained.json, evaluate_constrained_nordkit.json.
+# decodes_constrained.json, evaluate_constrained_nordkit.json, and (CHEM_BEAM) decodes_beam.json, evaluate_beam_nordkit.json.
 # Afterwards, here: metashot chem evaluate --checkpoint NAME/model --from-decodes NAME/decodes.json --json
 set -u
 name="${1:?usage: chem_job.sh NAME MINUTES [chem train flags...]}"
@@ -46,6 +47,13 @@ if [ "${CHEM_CONSTRAINED:-1}" = "1" ]; then  # the same protocol with syntax-con
   "$PY" -m metashot.cli chem evaluate --checkpoint "$run" --device "$DEVICE" --json --seed 0 --constrained \
     ${CHEM_EVAL:---molecules 1000 --decodes 10 --prior-samples 5000} --save-decodes "$dest/decodes_constrained.json" \
     > "$dest/evaluate_constrained_nordkit.json" 2>> "$dest/evaluate.log"
+fi
+if [ "${CHEM_BEAM:-10}" != "0" ]; then  # the same protocol decoded by beam search (~10 s on a GPU); the beams are
+  # saved so that the validity-checked metrics can be scored here too
+  # shellcheck disable=SC2086
+  "$PY" -m metashot.cli chem evaluate --checkpoint "$run" --device "$DEVICE" --json --seed 0 --beam "${CHEM_BEAM:-10}" \
+    ${CHEM_EVAL:---molecules 1000 --decodes 10 --prior-samples 5000} --save-decodes "$dest/decodes_beam.json" \
+    > "$dest/evaluate_beam_nordkit.json" 2>> "$dest/evaluate.log"
 fi
 rm -rf "$(dirname "$run")"  # the optimizer state (~50 MB) stays behind: the export is what is kept
 echo "$name done: $(tail -c 300 "$dest/train.json" | tr '\n' ' ')" >&2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -55,12 +56,12 @@ def test_constrained_evaluate_and_sample_say_so_in_their_protocol(tiny_run: Path
 
 def test_beam_search_evaluate_reports_both_pickings_and_the_validity_check_never_lowers_validity(
         tiny_run: Path, shared_data: Path, tmp_path: Path, capsys) -> None:
-    decodes = tmp_path / "decodes.json"
+    decodes = tmp_path / "decodes.json.gz"
     result = _json(capsys, ["chem", "evaluate", "--checkpoint", str(tiny_run), "--json", "--molecules", "5",
                             "--decodes", "1", "--prior-samples", "12", "--device", "cpu", "--beam", "3",
                             "--save-decodes", str(decodes), "--data-dir", str(shared_data)])
     assert result["protocol"]["decoding"] == "beam search, width 3"
-    saved = json.loads(decodes.read_text())
+    saved = json.loads(gzip.decompress(decodes.read_bytes()))
     assert [len(c) for c in saved["prior_beams"]] == [3] * 12
     assert saved["prior"] == [c[0] for c in saved["prior_beams"]]  # the plain metrics use the best string
     checked = result["with_validity_check"]
@@ -68,6 +69,11 @@ def test_beam_search_evaluate_reports_both_pickings_and_the_validity_check_never
     rescored = _json(capsys, ["chem", "evaluate", "--checkpoint", str(tiny_run), "--json", "--from-decodes",
                               str(decodes), "--data-dir", str(shared_data)])
     assert rescored["with_validity_check"] == checked
+    truncated = tmp_path / "truncated.json.gz"
+    truncated.write_bytes(decodes.read_bytes()[:-20])
+    assert main(["chem", "evaluate", "--checkpoint", str(tiny_run), "--from-decodes", str(truncated),
+                 "--data-dir", str(shared_data)]) != 0
+    assert "cannot read saved decodes" in capsys.readouterr().err
     ck = ["--checkpoint", str(tiny_run), "-n", "8", "--seed", "0", "--json", "--device", "cpu", "--beam", "3"]
     best = _json(capsys, ["chem", "sample", *ck])
     valid = _json(capsys, ["chem", "sample", *ck, "--check-validity"])

@@ -68,8 +68,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--molecules", type=positive_int, default=1000, help="held-out molecules (paper: 1000)")
     p.add_argument("--decodes", type=positive_int, default=10, help="sampled decodings per held-out molecule")
     p.add_argument("--prior-samples", type=positive_int, default=5000, help="prior samples (paper: 5000)")
-    p.add_argument("--save-decodes", default=None, help="also write the decoded strings to this JSON file")
-    p.add_argument("--from-decodes", default=None, help="score decodes saved by --save-decodes (no decoding)")
+    p.add_argument("--save-decodes", default=None, help="also write the decoded strings to this JSON file (gzip-compressed if it ends in .gz)")
+    p.add_argument("--from-decodes", default=None, help="score decodes saved by --save-decodes (.json or .json.gz; no decoding)")
     _add_constrained(p)
     p.add_argument("--beam", type=positive_int, default=0, metavar="K",
                    help="beam search of width K instead of greedy decoding (the most probable strings); the "

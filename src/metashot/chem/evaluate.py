@@ -17,6 +17,7 @@ with ``--save-decodes``); the scoring step does (:func:`score_decodes`, ``--from
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
@@ -185,16 +186,13 @@ def evaluate_checkpoint(
     train, test = load_split(cfg.dataset, cfg.test_fraction, data_dir)
     train_smiles = train.smiles[: cfg.max_molecules] if cfg.max_molecules else train.smiles
     if from_decodes:
-        try:
-            dec = json.loads(Path(from_decodes).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{from_decodes}: cannot read saved decodes ({exc})") from None
+        dec = _read_decodes(from_decodes)
     else:
         props = torch.from_numpy(test.properties) if test.properties is not None else None
         dec = generate_decodes(model, vocab, test.smiles, props, molecules=molecules, decodes=decodes,
                                prior_samples=prior_samples, seed=seed, constrained=constrained, beam=beam)
         if save_decodes:
-            save_json(save_decodes, dec)
+            _write_decodes(save_decodes, dec)
     if not rdkit_available():
         result = _string_metrics(dec)
     else:
@@ -202,6 +200,30 @@ def evaluate_checkpoint(
     result["checkpoint"] = str(checkpoint)
     result["label"] = cfg.label
     return result
+
+
+def _write_decodes(path: str, decodes: dict[str, Any]) -> None:
+    """Save decodes as JSON, gzip-compressed when ``path`` ends in ``.gz`` (atomically either way)."""
+    if not path.endswith(".gz"):
+        save_json(path, decodes)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+        json.dump(decodes, fh, sort_keys=True)
+    os.replace(tmp, target)
+
+
+def _read_decodes(path: str) -> dict[str, Any]:
+    """Decodes saved by :func:`_write_decodes` (``.json`` or ``.json.gz``); DataError if unreadable."""
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                return json.load(fh)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, EOFError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read saved decodes ({exc}); decode again with --save-decodes") from None
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
