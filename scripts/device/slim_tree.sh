@@ -14,8 +14,8 @@ if ! git diff --quiet || ! git diff --cached --quiet; then
 fi
 rm -f checkpoints/l2l-cifar10-conv*/checkpoint-*/carry.safetensors \
       checkpoints/chem-vae-zinc-kl005/model.safetensors \
-      checkpoints/bnlstm-*/checkpoint-*/model.safetensors \
-      results/chem/*decodes.json results/chem/*/*decodes.json
+      checkpoints/bnlstm-*/checkpoint-*/model.safetensors checkpoints/omniglot-*/model.safetensors \
+      results/chem/*decodes.json results/chem/*/*decodes.json results/chem/*/*decodes*.json.gz
 bytes=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 echo "tracked files present: $((bytes / 1024 / 1024)) MiB (limit 64 MiB with the carried data)"
 echo "restore afterwards with: git checkout -- ."
