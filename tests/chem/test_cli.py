@@ -95,6 +95,9 @@ def test_optimize_with_a_validity_checked_beam_decodes_at_least_as_many_molecule
 def test_check_validity_without_a_beam_is_a_usage_error(tiny_run: Path, capsys) -> None:
     assert main(["chem", "sample", "--checkpoint", str(tiny_run), "-n", "2", "--check-validity", "--device", "cpu"]) == 2
     assert "give --beam K" in capsys.readouterr().err
+    assert main(["chem", "sample", "--checkpoint", str(tiny_run), "-n", "2", "--beam", "3", "--temperature", "1",
+                 "--device", "cpu"]) == 2
+    assert "temperature 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["bo", "bo-trust", "gradient"])

@@ -9,7 +9,10 @@ Evaluation protocol (written into every result under ``"protocol"``):
   molecule, greedy-decoded (the paper's encode-then-decode with its stochastic encoder);
 - ``validity`` / ``uniqueness`` / ``novelty``: ``prior_samples`` points ``z ~ N(0, I)``, greedy
   decoding (paper: 5000 prior samples); novelty against the molecules the model was trained on;
-- ``property_mae``: predictor (from the posterior mean) vs RDKit values in the data file.
+- ``property_mae``: predictor (from the posterior mean) vs RDKit values in the data file;
+- ``--beam K``: every greedy decoding above is a beam search of width K instead (the most probable
+  string found), and ``with_validity_check`` adds the metrics of decoding each point to the most
+  probable candidate of its beam that RDKit parses.
 
 The decoding step needs no RDKit (:func:`generate_decodes`, runs on the GPU machine and can be saved
 with ``--save-decodes``); the scoring step does (:func:`score_decodes`, ``--from-decodes``).
