@@ -18,6 +18,8 @@
 # Before the call: the tracked tree must fit the device tool's 64 MiB with the carried data (see
 # docs/chem.md, "GPU runs"). Afterwards, here: mkdir x && cat OUT/results.tgz.part-* | tar -C x -xzf -
 # and score each run: metashot chem evaluate --checkpoint x/RUN/model --from-decodes x/RUN/decodes.json --json
+# (and x/RUN/decodes_constrained.json, x/RUN/decodes_beam.json: beam search of width 10, session 13).
+# CPU smoke test passed in session 13 (4 min 12 s, beside two other jobs; needs .venv/bin on PATH).
 set -u
 # shellcheck source=scripts/device/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
