@@ -115,6 +115,15 @@ def build_report(options: ReportOptions) -> SystemReport:
         report.claims.append(Claim("Property prediction MAE from the latent mean (logP / QED / SAS)",
                                    "jointly trained predictor (paper, figure 2)",
                                    " / ".join(f"{mae[k]:.3f}" for k in ("logP", "QED", "SAS")), cmd, "info"))
+    beam_decodes = repo_root / "results" / "chem" / "beam" / "decodes-chem-vae-zinc-beam10-constrained.json.gz"
+    if use_decodes is not None and beam_decodes.is_file():  # the same weights, decoded by beam search (session 13)
+        beam, beam_cmd = _evaluate(main_ck, options, beam_decodes)
+        report.results["main_beam10_constrained"] = beam
+        how = f"{size}, syntax-constrained beam search of width 10"
+        report.claims.append(_claim(f"Reconstruction, held-out ZINC ({how})", "goal ≥ 76%", beam["reconstruction"],
+                                    GOAL_RECON, beam_cmd, CHAR_VAE_RECON))
+        report.claims.append(_claim(f"Valid SMILES from the prior ({how})", "goal ≥ 80%", beam["validity"],
+                                    GOAL_VALID, beam_cmd, CHAR_VAE_VALID))
     kl005_ck = Path(options.checkpoints_dir) / "chem-vae-zinc-kl005"
     if (kl005_ck / "config.json").is_file() and not options.train:
         low, low_cmd = _evaluate(kl005_ck, options, repo_root / "results" / "chem" / "kl005" / "gpu_decodes.json")
