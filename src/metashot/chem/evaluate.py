@@ -88,12 +88,7 @@ def generate_decodes(
         logvar_all.append(logvar)
     mu = torch.cat(mu_all)
     logvar = torch.cat(logvar_all)
-    if beam > 0:
-        greedy_beams = [[s for s, _ in c] for c in latent.decode_beams(model, vocab, mu, width=beam,
-                                                                      constrained=constrained)]
-        greedy = [c[0] for c in greedy_beams]
-    else:
-        greedy = latent.decode(model, vocab, mu, constrained=constrained)
+    greedy, greedy_beams = _decode_keeping_beams(model, vocab, mu, beam=beam, constrained=constrained)
     noise = torch.randn(decodes, *mu.shape, generator=gen).to(device)  # (decodes, n, latent_dim)
     z = (mu.unsqueeze(0) + torch.exp(0.5 * logvar).unsqueeze(0) * noise).reshape(-1, mu.shape[1])
     sampled = latent.decode(model, vocab, z, constrained=constrained, beam=beam)  # decode-major: [d * n + i]
@@ -109,22 +104,26 @@ def generate_decodes(
         mae = (pred - target).abs().mean(dim=0).tolist()
         result["property_mae"] = dict(zip(PROPERTY_NAMES, mae))
     prior_z = latent.sample_prior(prior_samples, model.config.latent_dim, gen).to(device)
+    result["prior"], prior_beams = _decode_keeping_beams(model, vocab, prior_z, beam=beam, constrained=constrained)
     if beam > 0:
-        result["greedy_beams"] = greedy_beams
-        result["prior_beams"] = [[s for s, _ in c] for c in latent.decode_beams(model, vocab, prior_z, width=beam,
-                                                                                 constrained=constrained)]
-        result["prior"] = [c[0] for c in result["prior_beams"]]
-    else:
-        result["prior"] = latent.decode(model, vocab, prior_z, constrained=constrained)
-    decoding = f"beam search, width {beam}" if beam > 0 else "greedy"
+        result["greedy_beams"], result["prior_beams"] = greedy_beams, prior_beams
     result["protocol"] = {
         "held_out_molecules": len(inputs), "decodes_per_molecule": decodes, "prior_samples": prior_samples,
-        "decoding": decoding + (", syntax-constrained" if constrained else ""), "seed": seed,
+        "decoding": latent.decoding_label(beam=beam, constrained=constrained), "seed": seed,
         "held_out_split": "last 10% of the dataset file (test split)",
         "device": str(device), "decode_seconds": round(time.perf_counter() - started, 3),
         "decoded_molecules": len(inputs) * (1 + decodes) + prior_samples,
     }
     return result
+
+
+def _decode_keeping_beams(model: SmilesVAE, vocab: Any, z: torch.Tensor, *, beam: int, constrained: bool
+                          ) -> tuple[list[str], list[list[str]] | None]:
+    """Greedy strings (``beam`` 0, beams None), or each beam's best string and the whole beams, best first."""
+    if beam < 1:
+        return latent.decode(model, vocab, z, constrained=constrained), None
+    beams = [[s for s, _ in c] for c in latent.decode_beams(model, vocab, z, width=beam, constrained=constrained)]
+    return [c[0] for c in beams], beams
 
 
 def score_decodes(decodes: dict[str, Any], train_smiles: list[str] | None) -> dict[str, Any]:

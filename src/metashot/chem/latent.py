@@ -25,6 +25,7 @@ __all__ = [
     "decode",
     "decode_beams",
     "decode_many",
+    "decoding_label",
     "encode",
     "interpolate",
     "perturb",
@@ -104,6 +105,16 @@ def decode(model: SmilesVAE, vocab: SmilesVocab, z: Tensor, *, temperature: floa
                              generator=generator, first_token_mask=vocab.first_token_mask(), syntax=syntax)
         out.extend(vocab.decode_batch(ids.cpu()))
     return out
+
+
+def decoding_label(*, beam: int = 0, constrained: bool = False, check_validity: bool = False) -> str:
+    """How :func:`decode` decodes with these options, as written into result protocols."""
+    label = f"beam search, width {beam}" if beam > 0 else "greedy"
+    if constrained:
+        label += ", syntax-constrained"
+    if check_validity and beam > 0:
+        label += ", most probable valid candidate"
+    return label
 
 
 @torch.no_grad()

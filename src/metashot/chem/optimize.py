@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from metashot.chem.latent import decode, encode, sample_prior
+from metashot.chem.latent import decode, decoding_label, encode, sample_prior
 from metashot.chem.metrics import canonical_or_none
 from metashot.chem.properties import OBJECTIVE_WEIGHTS, OBJECTIVES, compute_properties
 from metashot.chem.smiles import SmilesVocab
@@ -203,7 +203,7 @@ def optimize_property(
         history.append(max(history[-1], max(valid)) if valid else history[-1])
         logger.info("iteration %d: best %.3f (%d/%d valid)", it, history[-1], len(valid), len(scores))
     protocol: dict[str, object] = {"objective": objective, "method": method, "iterations": iterations,
-                                   "batch": batch, "initial": len(enc.smiles), "decoding": _decoding(beam, check_validity)}
+                                   "batch": batch, "initial": len(enc.smiles), "decoding": decoding_label(beam=beam, check_validity=check_validity)}
     if region is not None:
         protocol["trust_region"] = {"length_per_iteration": lengths, "restarts": region.restarts,
                                     "failure_tolerance": region.failure_tolerance,
@@ -212,12 +212,6 @@ def optimize_property(
         best=scorer.best(top), history=history, evaluated=scorer.evaluated - len(y0),
         valid=scorer.valid - sum(s is not None for s in y0), initial_best=initial_best, protocol=protocol,
     )
-
-
-def _decoding(beam: int, check_validity: bool) -> str:
-    if beam < 1:
-        return "greedy"
-    return f"beam search, width {beam}" + (", most probable valid candidate" if check_validity else "")
 
 
 def _bo_candidates(Z: Tensor, Y: Tensor, lower: Tensor, upper: Tensor, q: int, generator: torch.Generator | None,
