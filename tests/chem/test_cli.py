@@ -74,6 +74,11 @@ def test_beam_search_evaluate_reports_both_pickings_and_the_validity_check_never
     assert main(["chem", "evaluate", "--checkpoint", str(tiny_run), "--from-decodes", str(truncated),
                  "--data-dir", str(shared_data)]) != 0
     assert "cannot read saved decodes" in capsys.readouterr().err
+    misnamed = tmp_path / "compressed-but-named.json"  # gzip bytes under a .json name
+    misnamed.write_bytes(decodes.read_bytes())
+    assert main(["chem", "evaluate", "--checkpoint", str(tiny_run), "--from-decodes", str(misnamed),
+                 "--data-dir", str(shared_data)]) != 0
+    assert "cannot read saved decodes" in capsys.readouterr().err
     ck = ["--checkpoint", str(tiny_run), "-n", "8", "--seed", "0", "--json", "--device", "cpu", "--beam", "3"]
     best = _json(capsys, ["chem", "sample", *ck])
     valid = _json(capsys, ["chem", "sample", *ck, "--check-validity"])

@@ -224,7 +224,7 @@ def _read_decodes(path: str) -> dict[str, Any]:
             with gzip.open(path, "rt", encoding="utf-8") as fh:
                 return json.load(fh)
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, EOFError, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # gz named .json: UnicodeDecodeError
         raise DataError(f"{path}: cannot read saved decodes ({exc}); decode again with --save-decodes") from None
 
 
