@@ -158,3 +158,28 @@ def test_encode_reports_bad_molecules_of_a_batch_and_carries_on(tiny_run: Path, 
     assert [m["smiles"] for m in result["molecules"]] == ["CCO", "c1ccccc1"]
     assert set(result["molecules"][0]["predicted"]) == {"logP", "QED", "SAS"}
     assert [(b["index"], b["smiles"]) for b in result["rejected"]] == [(1, "C1CC"), (2, ""), (4, "CC[Xe]")]
+
+
+def test_refined_encodings_are_said_in_every_output_and_lower_the_elbo(tiny_run: Path, shared_data: Path,
+                                                                       capsys) -> None:
+    ck = ["--checkpoint", str(tiny_run), "--device", "cpu", "--json"]
+    result = _json(capsys, ["chem", "evaluate", *ck, "--molecules", "6", "--decodes", "1", "--prior-samples", "4",
+                            "--data-dir", str(shared_data), "--refine-steps", "5"])
+    assert result["protocol"]["encoding"].startswith("encoder, then 5 Adam steps (lr 0.05)")
+    before, after = result["protocol"]["elbo_loss_before_after"]
+    assert after <= before
+    assert set(result["property_mae_refined"]) == {"logP", "QED", "SAS"}
+    plain = _json(capsys, ["chem", "evaluate", *ck, "--molecules", "6", "--decodes", "1", "--prior-samples", "4",
+                           "--data-dir", str(shared_data)])
+    assert "encoding" not in plain["protocol"] and plain["property_mae"] == result["property_mae"]  # from the encoder
+    enc = _json(capsys, ["chem", "encode", *ck, "CCO", "--refine-steps", "3", "--latent"])
+    assert enc["encoding"].startswith("encoder, then 3 Adam steps") and len(enc["molecules"][0]["mu"]) > 0
+    inter = _json(capsys, ["chem", "interpolate", *ck, "CCO", "c1ccccc1", "--steps", "3", "--refine-steps", "2"])
+    pert = _json(capsys, ["chem", "perturb", *ck, "CCO", "-n", "2", "--decodes", "1", "--refine-steps", "2"])
+    assert inter["encoding"] == pert["encoding"] != "encoder"
+
+
+@pytest.mark.parametrize("flags", [["--refine-steps", "-1"], ["--refine-steps", "2", "--refine-lr", "0"]])
+def test_bad_refinement_settings_are_usage_errors(tiny_run: Path, flags: list[str], capsys) -> None:
+    assert main(["chem", "encode", "--checkpoint", str(tiny_run), "CCO", "--device", "cpu", *flags]) == 2
+    assert "--refine-steps must be >= 0 and --refine-lr > 0" in capsys.readouterr().err

@@ -74,6 +74,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--beam", type=positive_int, default=0, metavar="K",
                    help="beam search of width K instead of greedy decoding (the most probable strings); the "
                         "metrics of picking the most probable valid candidate of each beam are reported too")
+    _add_refine(p)
     add_data_dir(p)
     add_device(p)
     add_seed(p)
@@ -99,6 +100,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=8)
     p.add_argument("--method", choices=["linear", "spherical"], default="linear")
     _add_beam(p)
+    _add_refine(p)
     p.add_argument("--image", default=None, help="write a grid of the decoded molecules (PNG)")
     add_device(p)
     add_seed(p)
@@ -112,6 +114,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=positive_int, default=20, help="number of latent points")
     p.add_argument("--decodes", type=positive_int, default=10, help="sampled decodings per point")
     p.add_argument("--temperature", type=float, default=1.0)
+    _add_refine(p)
     p.add_argument("--image", default=None, help="write a grid of the neighbours (PNG)")
     add_device(p)
     add_seed(p)
@@ -123,6 +126,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("smiles", metavar="SMILES", nargs="*", help="molecules (or --input FILE, one per line)")
     p.add_argument("--input", default=None, help="file with one SMILES per line")
     p.add_argument("--latent", action="store_true", help="include the latent means in the JSON output")
+    _add_refine(p)
     add_device(p)
     add_json(p)
     p.set_defaults(func=_encode)
@@ -155,6 +159,13 @@ def _add_beam(p: argparse.ArgumentParser) -> None:
                    help="decode each point by beam search of width K (its most probable string) instead of greedily")
     p.add_argument("--check-validity", action="store_true",
                    help="with --beam: the most probable candidate of each beam that RDKit parses")
+
+
+def _add_refine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                   help="refine each encoding by N Adam steps on the molecule's ELBO (semi-amortised inference, "
+                        "beyond the paper; e.g. 30). 0: the encoder's guess, as in the paper")
+    p.add_argument("--refine-lr", type=float, default=0.05, help="Adam step size of --refine-steps (default 0.05)")
 
 
 def _add_constrained(p: argparse.ArgumentParser) -> None:
@@ -223,6 +234,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.checkpoint, molecules=args.molecules, decodes=args.decodes, prior_samples=args.prior_samples,
         data_dir=args.data_dir, device=args.device, seed=args.seed, save_decodes=args.save_decodes,
         from_decodes=args.from_decodes, constrained=args.constrained, beam=args.beam,
+        refine_steps=args.refine_steps, refine_lr=args.refine_lr,
     )
     if args.json:
         print_json(result)
@@ -251,7 +263,8 @@ def _interpolate(args: argparse.Namespace) -> int:
 
     result = run_interpolate(args.checkpoint, args.smiles_a, args.smiles_b, steps=args.steps, method=args.method,
                              device=args.device, seed=args.seed, image=args.image, beam=args.beam,
-                             check_validity=args.check_validity)
+                             check_validity=args.check_validity, refine_steps=args.refine_steps,
+                             refine_lr=args.refine_lr)
     if args.json:
         print_json(result)
     else:
@@ -264,7 +277,8 @@ def _perturb(args: argparse.Namespace) -> int:
     from metashot.chem.evaluate import run_perturb
 
     result = run_perturb(args.checkpoint, args.smiles, radius=args.radius, n=args.n, decodes=args.decodes,
-                         temperature=args.temperature, device=args.device, seed=args.seed, image=args.image)
+                         temperature=args.temperature, device=args.device, seed=args.seed, image=args.image,
+                         refine_steps=args.refine_steps, refine_lr=args.refine_lr)
     if args.json:
         print_json(result)
     else:
@@ -303,7 +317,8 @@ def _encode(args: argparse.Namespace) -> int:
             raise UsageError(f"--input {args.input}: {exc.strerror}") from None
     if not smiles:
         raise UsageError("give SMILES arguments or --input FILE")
-    result = run_encode(args.checkpoint, smiles, device=args.device, with_latent=args.latent)
+    result = run_encode(args.checkpoint, smiles, device=args.device, with_latent=args.latent,
+                        refine_steps=args.refine_steps, refine_lr=args.refine_lr)
     if args.json:
         print_json(result)
     else:

@@ -61,6 +61,11 @@ def cosine_lr_factor(epoch: float, *, start: float | None, end: float, final: fl
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def at_least_fp32(x: Tensor) -> Tensor:
+    """``x`` in float32 if it is in a lower precision (bf16/fp16 under autocast), else unchanged (float64 stays)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def reconstruction_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy summed over the sequence (padding included, as in the paper): ``(batch,)``.
 
@@ -68,7 +73,7 @@ def reconstruction_loss(logits: Tensor, targets: Tensor) -> Tensor:
         logits: ``(batch, length, vocab)``.
         targets: ``(batch, length)`` token ids.
     """
-    nll = F.cross_entropy(logits.transpose(1, 2).float(), targets.long(), reduction="none")  # (batch, length)
+    nll = F.cross_entropy(at_least_fp32(logits).transpose(1, 2), targets.long(), reduction="none")  # (batch, length)
     return nll.sum(dim=1)
 
 

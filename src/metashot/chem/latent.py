@@ -16,6 +16,7 @@ from torch import Tensor
 
 from metashot.chem import functional as Fn
 from metashot.chem.beam import beam_search
+from metashot.chem.refine import RefineSettings, refine_in_batches
 from metashot.chem.smiles import BadMolecule, SmilesVocab
 from metashot.chem.vae import SmilesVAE
 from metashot.errors import InvalidSmilesError, UsageError
@@ -49,8 +50,12 @@ def _device(model: SmilesVAE) -> torch.device:
 
 @torch.no_grad()
 def encode(model: SmilesVAE, vocab: SmilesVocab, smiles: Sequence[str], *, canonical: bool = True,
-           batch_size: int = 500) -> Encoded:
-    """Encode SMILES (validated with RDKit when ``canonical``); bad inputs are reported, not raised."""
+           batch_size: int = 500, refine: RefineSettings | None = None) -> Encoded:
+    """Encode SMILES (validated with RDKit when ``canonical``); bad inputs are reported, not raised.
+
+    ``refine``: then refine each posterior by gradient ascent on its ELBO (:mod:`metashot.chem.refine`;
+    beyond the paper: the encoder's guess decodes back to the input less often).
+    """
     model.eval()
     good, ids, bad = vocab.prepare_many(smiles, canonical=canonical)
     mus, logvars = [], []
@@ -60,12 +65,17 @@ def encode(model: SmilesVAE, vocab: SmilesVocab, smiles: Sequence[str], *, canon
         logvars.append(logvar)
     dim = model.config.latent_dim
     empty = torch.zeros(0, dim, device=_device(model))
-    return Encoded(good, torch.cat(mus) if mus else empty, torch.cat(logvars) if logvars else empty, bad)
+    mu, logvar = (torch.cat(mus) if mus else empty), (torch.cat(logvars) if logvars else empty)
+    if refine is not None and refine.steps > 0 and len(good):
+        refined = refine_in_batches(model, ids, mu, logvar, refine, batch_size=batch_size)
+        mu, logvar = refined.mu, refined.logvar
+    return Encoded(good, mu, logvar, bad)
 
 
-def encode_one(model: SmilesVAE, vocab: SmilesVocab, smiles: str) -> tuple[str, Tensor]:
+def encode_one(model: SmilesVAE, vocab: SmilesVocab, smiles: str, *, refine: RefineSettings | None = None
+               ) -> tuple[str, Tensor]:
     """Canonical SMILES and ``mu`` ``(latent_dim,)`` of one molecule; raises InvalidSmilesError."""
-    enc = encode(model, vocab, [smiles])
+    enc = encode(model, vocab, [smiles], refine=refine)
     if enc.bad:
         raise InvalidSmilesError(enc.bad[0].reason)
     return enc.smiles[0], enc.mu[0]
