@@ -173,7 +173,10 @@ def test_refined_encodings_are_said_in_every_output_and_lower_the_elbo(tiny_run:
                            "--data-dir", str(shared_data)])
     assert "encoding" not in plain["protocol"] and plain["property_mae"] == result["property_mae"]  # from the encoder
     enc = _json(capsys, ["chem", "encode", *ck, "CCO", "--refine-steps", "3", "--latent"])
-    assert enc["encoding"].startswith("encoder, then 3 Adam steps") and len(enc["molecules"][0]["mu"]) > 0
+    raw = _json(capsys, ["chem", "encode", *ck, "CCO", "--latent"])
+    assert enc["encoding"].startswith("encoder, then 3 Adam steps") and raw["encoding"] == "encoder"
+    assert enc["molecules"][0]["predicted"] == raw["molecules"][0]["predicted"]  # properties: the encoder's mean
+    assert len(enc["molecules"][0]["mu"]) == len(raw["molecules"][0]["mu"]) > 0
     inter = _json(capsys, ["chem", "interpolate", *ck, "CCO", "c1ccccc1", "--steps", "3", "--refine-steps", "2"])
     pert = _json(capsys, ["chem", "perturb", *ck, "CCO", "-n", "2", "--decodes", "1", "--refine-steps", "2"])
     assert inter["encoding"] == pert["encoding"] != "encoder"

@@ -192,3 +192,32 @@ def test_budget_learning_rate_schedule_needs_a_time_budget(tmp_path: Path, share
     cfg = preset("tiny", max_molecules=200, lr_schedule="budget", lr_decay_start=0.5)
     with pytest.raises(UsageError, match="--max-minutes"):
         train(cfg, tmp_path / "run", data_dir=str(shared_data), device="cpu", max_steps=1, show_progress=False)
+
+
+@pytest.mark.needs_shared_data
+def test_training_only_the_encoder_leaves_every_decoder_weight_unchanged_and_resumes_exactly(
+        tmp_path: Path, shared_data: Path) -> None:
+    from metashot.chem.vae import SmilesVAE
+    from metashot.training import load_checkpoint
+
+    cfg = preset("tiny", max_molecules=300, eval_every=1000, checkpoint_every=2)
+    train(cfg, tmp_path / "a", data_dir=str(shared_data), device="cpu", max_steps=3, show_progress=False)
+    export_weights(tmp_path / "a", tmp_path / "exported", dtype=torch.float32)
+    enc_cfg = dataclasses.replace(cfg, train_only="encoder")
+    run = train(enc_cfg, tmp_path / "b", data_dir=str(shared_data), device="cpu", max_steps=4, show_progress=False,
+                init_from=tmp_path / "exported")
+    assert run.step == 4
+    start, after = load_checkpoint(tmp_path / "a").tensors["model"], load_checkpoint(tmp_path / "b").tensors["model"]
+    probe = SmilesVAE(40, cfg.model)
+    decoder = {name for name, p in probe.named_parameters() if any(p is q for q in probe.decoder_parameters())}
+    assert decoder and {k.split(".")[0] for k in decoder} == {"decoder_dense", "token_embedding", "gru", "to_logits"}
+    assert all(torch.equal(start[k], after[k]) for k in decoder)
+    assert not torch.equal(start["to_mu.weight"], after["to_mu.weight"])  # the encoder did train
+    assert not torch.equal(start["property_head.0.weight"], after["property_head.0.weight"])
+    # resuming an encoder-only run continues it exactly (its optimizer holds only the trainable weights)
+    train(enc_cfg, tmp_path / "c", data_dir=str(shared_data), device="cpu", max_steps=2, show_progress=False,
+          init_from=tmp_path / "exported")
+    train(enc_cfg, tmp_path / "c", data_dir=str(shared_data), device="cpu", max_steps=4, resume=True,
+          show_progress=False)
+    resumed = load_checkpoint(tmp_path / "c").tensors["model"]
+    assert all(torch.equal(after[k], resumed[k]) for k in after)

@@ -56,6 +56,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="encoder normalisation: batch (paper) or layer (per molecule; no train/test gap with "
                         "length buckets)")
     p.add_argument("--label", default=None, help="label stored with the run (e.g. reduced)")
+    p.add_argument("--train-only", choices=["all", "encoder"], default=None,
+                   help="encoder: train only the encoder and property head, the decoder frozen (use with --init-from)")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="start from these weights (run or exported folder) with a fresh optimizer and schedule; "
                         "pass --config CHECKPOINT/config.json for matching sizes")
@@ -125,7 +127,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint(p)
     p.add_argument("smiles", metavar="SMILES", nargs="*", help="molecules (or --input FILE, one per line)")
     p.add_argument("--input", default=None, help="file with one SMILES per line")
-    p.add_argument("--latent", action="store_true", help="include the latent means in the JSON output")
+    p.add_argument("--latent", action="store_true", help="include the latent means in the JSON output (refined with --refine-steps; the predicted properties always come from the encoder's mean)")
     _add_refine(p)
     add_device(p)
     add_json(p)
@@ -195,6 +197,7 @@ def _train(args: argparse.Namespace) -> int:
         "kl_slope": args.kl_slope,
         "kl_max": args.kl_max,
         "word_dropout": args.word_dropout,
+        "train_only": args.train_only,
         "precision": args.precision,
         "eval_every": args.eval_every,
         "checkpoint_every": args.checkpoint_every,

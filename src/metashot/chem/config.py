@@ -97,6 +97,12 @@ class TrainConfig:
         default=False,
         metadata={"help": "batch molecules of similar length together (with trim_padding: ~2x faster decoding)"},
     )
+    train_only: str = field(
+        default="all",
+        metadata={"help": "all: train every weight (paper); encoder: train the encoder and the property head with the "
+                          "decoder frozen (with --init-from: closes the encoder's amortisation gap; the decoder, and so "
+                          "every prior sample's decoding, is unchanged)"},
+    )
     precision: str = field(default="bf16", metadata={"help": "bf16 or fp32 autocast on CUDA (CPU: fp32)"})
     eval_every: int = field(default=500, metadata={"help": "steps between held-out evaluations"})
     checkpoint_every: int = field(default=2000, metadata={"help": "steps between checkpoints"})
@@ -126,6 +132,8 @@ class TrainConfig:
                              f"got {self.lr_decay_start}")
         if self.kl_schedule not in ("epoch", "budget"):
             raise UsageError(f"kl_schedule must be epoch or budget, got {self.kl_schedule!r}")
+        if self.train_only not in ("all", "encoder"):
+            raise UsageError(f"train_only must be all or encoder, got {self.train_only!r}")
         if self.precision not in ("bf16", "fp32"):
             raise UsageError(f"precision must be bf16 or fp32, got {self.precision!r}")
         if self.max_molecules is not None and self.max_molecules < 2:

@@ -373,14 +373,17 @@ def run_encode(checkpoint: str, smiles: list[str], *, device: str, with_latent: 
     """Encode molecules; predicted logP/QED/SAS per valid molecule; bad inputs listed, not fatal."""
     model, vocab, cfg = load_model(checkpoint, device)
     refine = refine_settings(cfg, refine_steps, refine_lr, seed)
-    enc = latent.encode(model, vocab, smiles, refine=refine)
+    enc = latent.encode(model, vocab, smiles)
+    # properties from the encoder's mean, which the predictor was trained on (from refined points its
+    # error doubles: results/chem/refine); only the reported latent is refined
     with torch.no_grad():
         pred = model.predict_properties(enc.mu).float().cpu() if len(enc.smiles) else torch.zeros(0, 3)
+    point = latent.encode(model, vocab, smiles, refine=refine).mu if refine is not None and with_latent else enc.mu
     rows = []
     for i, s in enumerate(enc.smiles):
         row: dict[str, Any] = {"smiles": s, "predicted": dict(zip(PROPERTY_NAMES, pred[i].tolist()))}
         if with_latent:
-            row["mu"] = enc.mu[i].cpu().tolist()
+            row["mu"] = point[i].cpu().tolist()
         rows.append(row)
     return {"molecules": rows, "encoding": refine.describe() if refine else "encoder",
             "rejected": [{"index": b.index, "smiles": b.smiles, "reason": b.reason} for b in enc.bad]}

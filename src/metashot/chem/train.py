@@ -422,7 +422,12 @@ def _train(
     model = SmilesVAE(len(vocab), config.model).to(dev)
     model.property_mean.copy_(data.property_mean.to(dev))
     model.property_std.copy_(data.property_std.to(dev))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.train_only == "encoder":
+        if ckpt is None and init_model is None and ctx.is_main:
+            logger.warning("--train-only encoder without --init-from trains an encoder for a random, frozen decoder")
+        for p in model.decoder_parameters():
+            p.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "train_seconds": 0.0, "label": config.label}
     if ckpt is not None:
         model.load_state_dict(ckpt.group("model"))
@@ -579,7 +584,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             continue
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
         optimizer.step()
         sums += step_sums
         n_sums += 1

@@ -122,6 +122,12 @@ class SmilesVAE(nn.Module):
         self.register_buffer("property_std", torch.ones(cfg.num_properties))
         self.gru_in_fp32 = False  # speed switch under autocast (see decode_logits); not a parameter
 
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The weights of the decoder (dense layer, token embedding, GRU, output layer): all that maps ``z``
+        to strings. Freezing them leaves every decoding of a given ``z`` unchanged."""
+        parts = (self.decoder_dense, self.token_embedding, self.gru, self.to_logits)
+        return [p for part in parts for p in part.parameters()]
+
     @classmethod
     def from_config(cls, vocab_size: int, config: VAEConfig) -> SmilesVAE:
         return cls(vocab_size, config)
