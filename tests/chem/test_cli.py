@@ -180,6 +180,9 @@ def test_refined_encodings_are_said_in_every_output_and_lower_the_elbo(tiny_run:
     inter = _json(capsys, ["chem", "interpolate", *ck, "CCO", "c1ccccc1", "--steps", "3", "--refine-steps", "2"])
     pert = _json(capsys, ["chem", "perturb", *ck, "CCO", "-n", "2", "--decodes", "1", "--refine-steps", "2"])
     assert inter["encoding"] == pert["encoding"] != "encoder"
+    opt = _json(capsys, ["chem", "optimize", *ck, "--method", "random", "--iterations", "1", "--batch", "2",
+                         "--initial", "5", "--data-dir", str(shared_data), "--refine-steps", "2"])
+    assert opt["protocol"]["encoding"] == inter["encoding"]
 
 
 @pytest.mark.parametrize("flags", [["--refine-steps", "-1"], ["--refine-steps", "2", "--refine-lr", "0"]])

@@ -144,6 +144,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--initial", type=positive_int, default=100, help="initial encoded molecules (bo)")
     p.add_argument("--top", type=positive_int, default=10, help="best molecules to report")
     _add_beam(p)
+    _add_refine(p)
     p.add_argument("--image", default=None, help="write a grid of the best molecules (PNG)")
     add_data_dir(p)
     add_device(p)
@@ -297,7 +298,8 @@ def _optimize(args: argparse.Namespace) -> int:
     result = run_optimize(args.checkpoint, objective=args.objective, method=args.method, iterations=args.iterations,
                           batch=args.batch, initial=args.initial, top=args.top, data_dir=args.data_dir,
                           device=args.device, seed=args.seed, image=args.image, beam=args.beam,
-                          check_validity=args.check_validity)
+                          check_validity=args.check_validity, refine_steps=args.refine_steps,
+                          refine_lr=args.refine_lr)
     if args.json:
         print_json(result)
     else:

@@ -348,16 +348,18 @@ def run_perturb(checkpoint: str, smiles: str, *, radius: float, n: int, decodes:
 
 def run_optimize(checkpoint: str, *, objective: str, method: str, iterations: int, batch: int, initial: int,
                  top: int, data_dir: str | None, device: str, seed: int, image: str | None, beam: int = 0,
-                 check_validity: bool = False) -> dict[str, Any]:
+                 check_validity: bool = False, refine_steps: int = 0, refine_lr: float = 0.05) -> dict[str, Any]:
     from metashot.chem.optimize import optimize_property
 
     model, vocab, cfg = load_model(checkpoint, device)
+    refine = refine_settings(cfg, refine_steps, refine_lr, seed)
     train, _ = load_split(cfg.dataset, cfg.test_fraction, data_dir)
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(train), generator=gen)[:initial].tolist()
     start = [train.smiles[i] for i in pick]
     result = optimize_property(model, vocab, start, objective=objective, method=method, iterations=iterations,
-                               batch=batch, top=top, generator=gen, beam=beam, check_validity=check_validity)
+                               batch=batch, top=top, generator=gen, beam=beam, check_validity=check_validity,
+                               refine=refine)
     if image and result.best:
         from metashot.chem.draw import draw_grid
 

@@ -31,6 +31,7 @@ from torch import Tensor
 from metashot.chem.latent import decode, decoding_label, encode, sample_prior
 from metashot.chem.metrics import canonical_or_none
 from metashot.chem.properties import OBJECTIVE_WEIGHTS, OBJECTIVES, compute_properties
+from metashot.chem.refine import RefineSettings
 from metashot.chem.smiles import SmilesVocab
 from metashot.chem.vae import SmilesVAE
 from metashot.errors import UsageError
@@ -159,17 +160,20 @@ def optimize_property(
     gradient_steps: int = 20,
     beam: int = 0,
     check_validity: bool = False,
+    refine: RefineSettings | None = None,
 ) -> OptimizationResult:
     """Maximise ``objective`` of decoded molecules, starting from ``start_smiles`` (encoded).
 
     Candidates are decoded greedily (the paper), or with ``beam`` > 0 by beam search, and with
     ``check_validity`` to the most probable valid string of each beam (:func:`metashot.chem.latent.decode`).
+    ``refine``: refine the starting molecules' encodings (:mod:`metashot.chem.refine`), so that each
+    starting point decodes to the molecule whose score it is given more often.
     """
     if objective not in OBJECTIVES:
         raise UsageError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if method not in METHODS:
         raise UsageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    enc = encode(model, vocab, start_smiles)
+    enc = encode(model, vocab, start_smiles, refine=refine)
     if len(enc.smiles) < 2:
         raise UsageError("need at least 2 valid starting molecules to optimise")
     scorer = _Scorer(objective)
@@ -203,7 +207,8 @@ def optimize_property(
         history.append(max(history[-1], max(valid)) if valid else history[-1])
         logger.info("iteration %d: best %.3f (%d/%d valid)", it, history[-1], len(valid), len(scores))
     protocol: dict[str, object] = {"objective": objective, "method": method, "iterations": iterations,
-                                   "batch": batch, "initial": len(enc.smiles), "decoding": decoding_label(beam=beam, check_validity=check_validity)}
+                                   "batch": batch, "initial": len(enc.smiles), "decoding": decoding_label(beam=beam, check_validity=check_validity),
+                                   "encoding": refine.describe() if refine is not None else "encoder"}
     if region is not None:
         protocol["trust_region"] = {"length_per_iteration": lengths, "restarts": region.restarts,
                                     "failure_tolerance": region.failure_tolerance,
