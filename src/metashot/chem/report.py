@@ -124,6 +124,14 @@ def build_report(options: ReportOptions) -> SystemReport:
                                     GOAL_RECON, beam_cmd, CHAR_VAE_RECON))
         report.claims.append(_claim(f"Valid SMILES from the prior ({how})", "goal ≥ 80%", beam["validity"],
                                     GOAL_VALID, beam_cmd, CHAR_VAE_VALID))
+    refined_decodes = repo_root / "results" / "chem" / "refine" / "decodes-chem-vae-zinc-refine50.json.gz"
+    if use_decodes is not None and refined_decodes.is_file():  # the same weights, refined encodings (session 14)
+        refined, refined_cmd = _evaluate(main_ck, options, refined_decodes)
+        report.results["main_refine50"] = refined
+        report.claims.append(Claim(
+            f"Reconstruction, held-out ZINC ({size}, encodings refined by 50 ELBO steps per molecule, greedy)",
+            "goal ≥ 76% is judged on the one-pass encoder above; test-time optimisation, beyond the paper",
+            _pct(refined["reconstruction"]), refined_cmd, "info", ours_value=refined["reconstruction"]))
     kl005_ck = Path(options.checkpoints_dir) / "chem-vae-zinc-kl005"
     if (kl005_ck / "config.json").is_file() and not options.train:
         low, low_cmd = _evaluate(kl005_ck, options, repo_root / "results" / "chem" / "kl005" / "gpu_decodes.json")
