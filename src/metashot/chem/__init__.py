@@ -6,6 +6,8 @@ predictor (Gómez-Bombarelli et al., https://arxiv.org/abs/1610.02415).
 - :mod:`~metashot.chem.vae`        :class:`SmilesVAE` (conv encoder, GRU decoder, property MLP)
 - :mod:`~metashot.chem.properties` logP, QED, SAS, 5*QED - SAS (RDKit)
 - :mod:`~metashot.chem.latent`     encode/decode, prior samples, perturb, interpolate
+- :mod:`~metashot.chem.beam`       beam-search decoding
+- :mod:`~metashot.chem.refine`     refining encodings by gradient ascent on each molecule's ELBO
 - :mod:`~metashot.chem.optimize`   Bayesian optimisation (BoTorch) and gradient ascent in the latent space
 - :mod:`~metashot.chem.metrics`    validity, uniqueness, novelty, reconstruction
 - :mod:`~metashot.chem.train` / :mod:`~metashot.chem.evaluate` / :mod:`~metashot.chem.cli`

@@ -30,7 +30,7 @@ from metashot.chem.vae import SmilesVAE
 from metashot.errors import UsageError
 from metashot.training import progress as progress_bar
 
-__all__ = ["RefineSettings", "Refined", "elbo_loss", "refine_posterior", "refine_in_batches"]
+__all__ = ["RefineSettings", "Refined", "decode_length", "elbo_loss", "refine_in_batches", "refine_posterior"]
 
 
 @dataclass(frozen=True)
