@@ -10,6 +10,9 @@ Evaluation protocol (written into every result under ``"protocol"``):
 - ``validity`` / ``uniqueness`` / ``novelty``: ``prior_samples`` points ``z ~ N(0, I)``, greedy
   decoding (paper: 5000 prior samples); novelty against the molecules the model was trained on;
 - ``property_mae``: predictor (from the posterior mean) vs RDKit values in the data file;
+- ``--refine-steps N``: the held-out posteriors are refined by N gradient steps on each molecule's ELBO
+  before decoding (:mod:`metashot.chem.refine`; beyond the paper; recorded under ``"encoding"``);
+  ``property_mae`` stays the encoder mean's;
 - ``--beam K``: every greedy decoding above is a beam search of width K instead (the most probable
   string found), and ``with_validity_check`` adds the metrics of decoding each point to the most
   probable candidate of its beam that RDKit parses.
@@ -43,11 +46,11 @@ __all__ = [
     "evaluate_checkpoint",
     "format_evaluation",
     "generate_decodes",
+    "refine_settings",
     "run_encode",
     "run_interpolate",
     "run_optimize",
     "run_perturb",
-    "refine_settings",
     "run_sample",
     "score_decodes",
 ]
