@@ -19,6 +19,7 @@ import torch
 
 from metashot.chem import latent
 from metashot.chem.data import load_split
+from metashot.chem.evaluate import encodable_held_out
 from metashot.chem.metrics import canonical_or_none
 from metashot.chem.refine import refine_posterior
 from metashot.chem.train import load_model
@@ -35,16 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     model, vocab, cfg = load_model(args.checkpoint)
     _, test = load_split(cfg.dataset, cfg.test_fraction, args.data_dir)
-    smiles, rows = [], []
-    for s in test.smiles[args.skip :]:
-        try:
-            rows.append(vocab.encode(s))
-        except Exception:  # outside the vocabulary / too long: evaluate skips these too
-            continue
-        smiles.append(s)
-        if len(smiles) == args.molecules:
-            break
-    ids = torch.tensor(rows)
+    smiles, ids, _ = encodable_held_out(vocab, test.smiles, args.molecules, start=args.skip)  # as evaluate picks
     with torch.no_grad():
         mu, logvar = model.encode(ids)
     target = [canonical_or_none(s) for s in smiles]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ from metashot.training import resolve_device
 __all__ = [
     "evaluate_checkpoint",
     "format_evaluation",
+    "encodable_held_out",
     "generate_decodes",
     "refine_settings",
     "run_encode",
@@ -78,19 +80,9 @@ def generate_decodes(
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    # held-out: keep the first `molecules` that fit the vocabulary (no RDKit: encode as written)
-    inputs, rows, props = [], [], []
-    for i, s in enumerate(test_smiles):
-        if len(inputs) == molecules:
-            break
-        try:
-            rows.append(vocab.encode(s))
-        except Exception:  # unknown token / too long: skipped and counted
-            continue
-        inputs.append(s)
-        if test_properties is not None:
-            props.append(test_properties[i])
-    ids = torch.tensor(rows, dtype=torch.long, device=device)
+    inputs, ids, index = encodable_held_out(vocab, test_smiles, molecules)
+    ids = ids.to(device)
+    props = [test_properties[i] for i in index] if test_properties is not None else []
     mu_all, logvar_all = [], []
     for start in range(0, len(inputs), 500):
         mu, logvar = model.encode(ids[start : start + 500])
@@ -114,10 +106,12 @@ def generate_decodes(
     }
     if props:
         target = torch.stack(props).to(device)
-        for key, point in (("property_mae", encoder_mu), ("property_mae_refined", mu if refined is not None else None)):
-            if point is not None:  # the predictor was trained on the encoder's mean: that is the reported MAE
-                mae = (model.predict_properties(point).float() - target).abs().mean(dim=0).tolist()
-                result[key] = dict(zip(PROPERTY_NAMES, mae))
+        def mae(point: torch.Tensor) -> dict[str, float]:
+            return dict(zip(PROPERTY_NAMES, (model.predict_properties(point).float() - target).abs().mean(dim=0).tolist()))
+
+        result["property_mae"] = mae(encoder_mu)  # the predictor was trained on the encoder's mean
+        if refined is not None:
+            result["property_mae_refined"] = mae(mu)
     prior_z = latent.sample_prior(prior_samples, model.config.latent_dim, gen).to(device)
     result["prior"], prior_beams = _decode_keeping_beams(model, vocab, prior_z, beam=beam, constrained=constrained)
     if beam > 0:
@@ -136,10 +130,27 @@ def generate_decodes(
     return result
 
 
+def encodable_held_out(vocab: Any, smiles: list[str], n: int, start: int = 0
+                       ) -> tuple[list[str], torch.Tensor, list[int]]:
+    """The first ``n`` of ``smiles[start:]`` that the vocabulary encodes as written (no RDKit; unknown tokens
+    and too-long molecules are skipped): ``(inputs, (len, max_length) ids, their indices in smiles)``."""
+    inputs, rows, index = [], [], []
+    for i in range(start, len(smiles)):
+        if len(inputs) == n:
+            break
+        try:
+            rows.append(vocab.encode(smiles[i]))
+        except Exception:  # unknown token / too long: skipped (evaluate reports how many short of n)
+            continue
+        inputs.append(smiles[i])
+        index.append(i)
+    return inputs, torch.tensor(rows, dtype=torch.long).reshape(len(rows), vocab.max_length), index
+
+
 def refine_settings(cfg: Any, steps: int, lr: float, seed: int = 0) -> RefineSettings | None:
     """``--refine-steps/--refine-lr`` as :class:`RefineSettings` (KL weight: the model's final training
     weight ``cfg.kl_max``); None when ``steps`` is 0."""
-    if steps < 0 or lr <= 0:
+    if steps < 0 or not lr > 0 or not math.isfinite(lr):
         raise UsageError(f"--refine-steps must be >= 0 and --refine-lr > 0 (got {steps}, {lr})")
     return RefineSettings(steps=steps, lr=lr, kl_weight=float(cfg.kl_max), seed=seed) if steps else None
 
@@ -378,17 +389,16 @@ def run_encode(checkpoint: str, smiles: list[str], *, device: str, with_latent: 
     """Encode molecules; predicted logP/QED/SAS per valid molecule; bad inputs listed, not fatal."""
     model, vocab, cfg = load_model(checkpoint, device)
     refine = refine_settings(cfg, refine_steps, refine_lr, seed)
-    enc = latent.encode(model, vocab, smiles)
+    enc = latent.encode(model, vocab, smiles, refine=refine if with_latent else None)
     # properties from the encoder's mean, which the predictor was trained on (from refined points its
     # error doubles: results/chem/refine); only the reported latent is refined
     with torch.no_grad():
-        pred = model.predict_properties(enc.mu).float().cpu() if len(enc.smiles) else torch.zeros(0, 3)
-    point = latent.encode(model, vocab, smiles, refine=refine).mu if refine is not None and with_latent else enc.mu
+        pred = model.predict_properties(enc.encoder_mu).float().cpu() if len(enc.smiles) else torch.zeros(0, 3)
     rows = []
     for i, s in enumerate(enc.smiles):
         row: dict[str, Any] = {"smiles": s, "predicted": dict(zip(PROPERTY_NAMES, pred[i].tolist()))}
         if with_latent:
-            row["mu"] = point[i].cpu().tolist()
+            row["mu"] = enc.mu[i].cpu().tolist()
         rows.append(row)
     return {"molecules": rows, "encoding": refine.describe() if refine else "encoder",
             "rejected": [{"index": b.index, "smiles": b.smiles, "reason": b.reason} for b in enc.bad]}

@@ -36,12 +36,14 @@ __all__ = [
 
 @dataclass
 class Encoded:
-    """Encoded molecules: ``smiles`` (canonical), ``mu``/``logvar`` ``(n, latent_dim)``, rejected inputs."""
+    """Encoded molecules: ``smiles`` (canonical), ``mu``/``logvar`` ``(n, latent_dim)`` (refined if asked),
+    rejected inputs, and ``encoder_mu``, the encoder's own mean (``mu`` itself when nothing was refined)."""
 
     smiles: list[str]
     mu: Tensor
     logvar: Tensor
     bad: list[BadMolecule]
+    encoder_mu: Tensor
 
 
 def _device(model: SmilesVAE) -> torch.device:
@@ -65,11 +67,12 @@ def encode(model: SmilesVAE, vocab: SmilesVocab, smiles: Sequence[str], *, canon
         logvars.append(logvar)
     dim = model.config.latent_dim
     empty = torch.zeros(0, dim, device=_device(model))
-    mu, logvar = (torch.cat(mus) if mus else empty), (torch.cat(logvars) if logvars else empty)
+    guess = torch.cat(mus) if mus else empty
+    mu, logvar = guess, (torch.cat(logvars) if logvars else empty)
     if refine is not None and refine.steps > 0 and len(good):
         refined = refine_in_batches(model, ids, mu, logvar, refine, batch_size=batch_size)
         mu, logvar = refined.mu, refined.logvar
-    return Encoded(good, mu, logvar, bad)
+    return Encoded(good, mu, logvar, bad, guess)
 
 
 def encode_one(model: SmilesVAE, vocab: SmilesVocab, smiles: str, *, refine: RefineSettings | None = None

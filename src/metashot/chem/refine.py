@@ -97,7 +97,7 @@ def refine_posterior(
     Returns:
         :class:`Refined`.
     """
-    if steps < 0 or lr <= 0 or samples < 1 or check_samples < 1:
+    if steps < 0 or not 0 < lr < float("inf") or samples < 1 or check_samples < 1:
         raise UsageError(f"refinement needs steps >= 0, lr > 0, samples >= 1 (got {steps}, {lr}, {samples})")
     device = mu.device
     ids = ids[:, : decode_length(ids)].to(device)

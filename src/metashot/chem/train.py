@@ -427,7 +427,8 @@ def _train(
             logger.warning("--train-only encoder without --init-from trains an encoder for a random, frozen decoder")
         for p in model.decoder_parameters():
             p.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "position": 0, "train_seconds": 0.0, "label": config.label}
     if ckpt is not None:
         model.load_state_dict(ckpt.group("model"))
@@ -584,7 +585,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             continue
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         optimizer.step()
         sums += step_sums
         n_sums += 1
